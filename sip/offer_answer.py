@@ -1,0 +1,148 @@
+"""SDP offer/answer (RFC 3264) for a single audio stream.
+
+The answerer picks the first offered codec it supports (the offerer's preference order), accepts
+telephone-event (RFC 4733) alongside it, and rejects every other media section with port 0.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from .errors import RemoteProtocolError
+from .grammar import is_digits
+from .sdp import Connection, Media, Origin, SdpParseError, SessionDescription
+
+STATIC_PAYLOAD_TYPES: dict[int, tuple[str, int, int]] = {
+    0: ("PCMU", 8000, 1),
+    3: ("GSM", 8000, 1),
+    4: ("G723", 8000, 1),
+    8: ("PCMA", 8000, 1),
+    9: ("G722", 8000, 1),
+    13: ("CN", 8000, 1),
+    18: ("G729", 8000, 1),
+}
+"""RFC 3551 static audio payload types: number -> (encoding, clock rate, channels)."""
+
+AUDIO_PROFILES = ("RTP/AVP",)
+
+
+class OfferAnswerError(RemoteProtocolError):
+    """The offer has nothing we can accept; answered 488 Not Acceptable Here."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, 488)
+
+
+@dataclass(frozen=True)
+class CodecSpec:
+    """A codec we can send and receive, as SDP names it."""
+
+    name: str
+    clock_rate: int
+    channels: int = 1
+    static_payload_type: int | None = None
+
+    def matches(self, encoding: str, clock_rate: int, channels: int) -> bool:
+        """Whether an rtpmap entry names this codec."""
+        return (encoding.lower(), clock_rate, channels) == (self.name.lower(), self.clock_rate, self.channels)
+
+
+@dataclass(frozen=True)
+class AudioNegotiation:
+    """The outcome of negotiating one audio offer."""
+
+    media_index: int
+    codec: CodecSpec
+    payload_type: int
+    telephone_event_payload_type: int | None
+    telephone_event_fmtp: str | None
+    remote_host: str
+    remote_port: int
+    offer_direction: str
+    remote_ptime: int | None
+
+    @property
+    def answer_direction(self) -> str:
+        """Our direction in the answer, mirroring the offer's (RFC 3264 §6.1)."""
+        return {"sendonly": "recvonly", "recvonly": "sendonly"}.get(self.offer_direction, self.offer_direction)
+
+
+def _payload_names(media: Media) -> dict[int, tuple[str, int, int]]:
+    names = dict(STATIC_PAYLOAD_TYPES)
+    names.update(media.rtpmap())
+    return names
+
+
+def negotiate_audio(offer: SessionDescription, supported: Sequence[CodecSpec]) -> AudioNegotiation:
+    """Choose the audio stream and codec to answer with; raise OfferAnswerError if none fits."""
+    for index, media in enumerate(offer.media):
+        if media.kind != "audio" or media.port == 0 or media.proto.upper() not in AUDIO_PROFILES:
+            continue
+        names = _payload_names(media)
+        codec, payload_type = _first_supported(media, names, supported)
+        if codec is None or payload_type is None:
+            continue
+        connection = media.connection or offer.connection
+        if connection is None:
+            raise SdpParseError("SDP offer has no connection address")
+        telephone_event = _telephone_event(media, names, codec.clock_rate)
+        ptime = media.attribute("ptime")
+        return AudioNegotiation(
+            media_index=index,
+            codec=codec,
+            payload_type=payload_type,
+            telephone_event_payload_type=telephone_event,
+            telephone_event_fmtp=media.fmtp().get(telephone_event) if telephone_event is not None else None,
+            remote_host=connection.host,
+            remote_port=media.port,
+            offer_direction=media.direction(offer.direction()),
+            remote_ptime=int(ptime) if ptime and is_digits(ptime) else None,
+        )
+    raise OfferAnswerError("No supported audio codec offered")
+
+
+def _first_supported(media: Media, names: dict[int, tuple[str, int, int]],
+                     supported: Sequence[CodecSpec]) -> tuple[CodecSpec | None, int | None]:
+    for fmt in media.formats:
+        if not is_digits(fmt) or int(fmt) not in names:
+            continue
+        encoding, rate, channels = names[int(fmt)]
+        for codec in supported:
+            if codec.matches(encoding, rate, channels):
+                return codec, int(fmt)
+    return None, None
+
+
+def _telephone_event(media: Media, names: dict[int, tuple[str, int, int]], clock_rate: int) -> int | None:
+    for fmt in media.formats:
+        if is_digits(fmt) and int(fmt) in names:
+            encoding, rate, _ = names[int(fmt)]
+            if encoding.lower() == "telephone-event" and rate == clock_rate:
+                return int(fmt)
+    return None
+
+
+def build_answer(offer: SessionDescription, negotiation: AudioNegotiation, *, address: str, port: int,
+                 origin: Origin) -> SessionDescription:
+    """The SDP answer: our address and port for the chosen stream, port 0 for every other one."""
+    addrtype = "IP6" if ":" in address else "IP4"
+    answer = SessionDescription(origin=origin, session_name="confbridge",
+                                connection=Connection(address, addrtype))
+    for index, offered in enumerate(offer.media):
+        if index != negotiation.media_index:
+            answer.media.append(Media(offered.kind, 0, offered.proto, offered.formats[:1] or ["0"]))
+            continue
+        media = Media("audio", port, offered.proto, [str(negotiation.payload_type)])
+        codec = negotiation.codec
+        channels = f"/{codec.channels}" if codec.channels != 1 else ""
+        media.attributes.append(("rtpmap", f"{negotiation.payload_type} {codec.name}/{codec.clock_rate}{channels}"))
+        if negotiation.telephone_event_payload_type is not None:
+            te = negotiation.telephone_event_payload_type
+            media.formats.append(str(te))
+            media.attributes.append(("rtpmap", f"{te} telephone-event/{codec.clock_rate}"))
+            media.attributes.append(("fmtp", f"{te} {negotiation.telephone_event_fmtp or '0-16'}"))
+        media.attributes.append(("ptime", "20"))
+        media.attributes.append((negotiation.answer_direction, None))
+        answer.media.append(media)
+    return answer
