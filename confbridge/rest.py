@@ -1,0 +1,236 @@
+"""The REST API (VoIPBIN Conference API, /v1.0) on aiohttp.
+
+Every request is authenticated by `?token=` or `Authorization: Bearer`, scoped to the token's
+customer, and every error uses one envelope: `{"error": {"status", "reason", "message",
+"request_id"}}`. Bad input is a 4xx with a reason, never a 500.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import uuid
+from collections.abc import Awaitable, Callable
+from http import HTTPStatus
+from typing import Any
+
+from aiohttp import web
+
+from .errors import ConfbridgeError, InvalidRequest, NotFound, Unauthorized
+from .service import ConferenceService
+from .store import MAX_PAGE_SIZE, Store
+
+logger = logging.getLogger(__name__)
+
+API_PREFIX = "/v1.0"
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+CUSTOMER = web.RequestKey("customer_id", str)
+REQUEST_ID = web.RequestKey("request_id", str)
+SERVICE = web.AppKey("service", ConferenceService)
+STORE = web.AppKey("store", Store)
+
+
+def error_body(status: int, message: str, request_id: str) -> dict[str, Any]:
+    """The error envelope."""
+    return {"error": {"status": status, "reason": HTTPStatus(status).phrase, "message": message,
+                      "request_id": request_id}}
+
+
+@web.middleware
+async def error_envelope(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Give every request an id and turn every failure into the error envelope."""
+    request_id = str(uuid.uuid4())
+    request[REQUEST_ID] = request_id
+    try:
+        response = await handler(request)
+    except ConfbridgeError as exc:
+        if exc.status >= 500:
+            logger.error("request %s %s %s: %s", request_id, request.method, request.path, exc)
+        response = web.json_response(error_body(exc.status, str(exc), request_id), status=exc.status)
+    except web.HTTPException as exc:
+        message = exc.text if exc.status != 404 else f"no route for {request.method} {request.path}"
+        response = web.json_response(error_body(exc.status, message or exc.reason, request_id), status=exc.status,
+                                     headers={k: v for k, v in exc.headers.items() if k.lower() == "allow"})
+    except Exception:
+        logger.exception("request %s %s %s failed", request_id, request.method, request.path)
+        response = web.json_response(error_body(500, "internal error", request_id), status=500)
+    response.headers["X-Request-Id"] = request_id
+    return response
+
+
+@web.middleware
+async def authenticate(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Resolve the token to a customer for every /v1.0 route."""
+    if request.path.startswith(API_PREFIX + "/"):
+        token = request.query.get("token")
+        authorization = request.headers.get("Authorization", "")
+        if not token and authorization.lower().startswith("bearer "):
+            token = authorization[7:].strip()
+        if not token:
+            raise Unauthorized("missing token: pass ?token= or an Authorization: Bearer header")
+        customer_id = request.app[STORE].customer_for_token(token)
+        if customer_id is None:
+            raise Unauthorized("invalid token")
+        request[CUSTOMER] = customer_id
+    return await handler(request)
+
+
+# -- input helpers --------------------------------------------------------------------------------
+
+async def json_object(request: web.Request) -> dict[str, Any]:
+    """The request body as a JSON object ({} when empty)."""
+    raw = await request.read()
+    if not raw.strip():
+        return {}
+    try:
+        body = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise InvalidRequest(f"body is not valid JSON: {exc}") from None
+    if not isinstance(body, dict):
+        raise InvalidRequest("body must be a JSON object")
+    return body
+
+
+_TYPE_NAMES = {str: "a string", int: "an integer", dict: "an object", list: "an array"}
+
+
+def field_of(body: dict[str, Any], name: str, kind: type, default: Any) -> Any:
+    """A typed optional field of a JSON object (null means the default; booleans are not integers)."""
+    value = body.get(name)
+    if value is None:
+        return default
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        raise InvalidRequest(f"{name} must be {_TYPE_NAMES[kind]}")
+    return value
+
+
+def resource_id(request: web.Request) -> str:
+    """The `{id}` of the path, which must be a UUID."""
+    text = request.match_info["id"]
+    try:
+        return str(uuid.UUID(text))
+    except ValueError:
+        raise InvalidRequest(f"{text!r} is not a valid UUID") from None
+
+
+def paging(request: web.Request) -> tuple[int, str | None]:
+    """`page_size` (1-100, default 100) and `page_token` from the query."""
+    size_text = request.query.get("page_size", str(MAX_PAGE_SIZE))
+    if not size_text.isdigit() or not 1 <= int(size_text) <= MAX_PAGE_SIZE:
+        raise InvalidRequest(f"page_size must be an integer from 1 to {MAX_PAGE_SIZE}")
+    return int(size_text), request.query.get("page_token") or None
+
+
+def ok(payload: dict[str, Any]) -> web.Response:
+    """A 200 JSON response."""
+    return web.json_response(payload)
+
+
+# -- handlers -------------------------------------------------------------------------------------
+
+async def list_conferences(request: web.Request) -> web.Response:
+    size, token = paging(request)
+    return ok(request.app[SERVICE].list_conferences(request[CUSTOMER], size, token).to_json())
+
+
+async def create_conference(request: web.Request) -> web.Response:
+    body = await json_object(request)
+    if "type" not in body:
+        raise InvalidRequest("type is required (conference or connect)")
+    conference = request.app[SERVICE].create_conference(
+        request[CUSTOMER],
+        type=field_of(body, "type", str, ""),
+        name=field_of(body, "name", str, ""),
+        detail=field_of(body, "detail", str, ""),
+        data=field_of(body, "data", dict, {}),
+        timeout=field_of(body, "timeout", int, 0),
+        pre_actions=field_of(body, "pre_actions", list, []),
+        post_actions=field_of(body, "post_actions", list, []),
+    )
+    return ok(conference.to_json())
+
+
+async def get_conference(request: web.Request) -> web.Response:
+    return ok(request.app[SERVICE].get_conference(request[CUSTOMER], resource_id(request)).to_json())
+
+
+async def delete_conference(request: web.Request) -> web.Response:
+    return ok(request.app[SERVICE].delete_conference(request[CUSTOMER], resource_id(request)).to_json())
+
+
+async def recording_start(request: web.Request) -> web.Response:
+    body = await json_object(request)
+    if field_of(body, "format", str, "wav") != "wav":
+        raise InvalidRequest("format must be wav")
+    return ok(request.app[SERVICE].start_recording(request[CUSTOMER], resource_id(request)).to_json())
+
+
+async def recording_stop(request: web.Request) -> web.Response:
+    conference, finished = request.app[SERVICE].stop_recording(request[CUSTOMER], resource_id(request))
+    await asyncio.wait_for(asyncio.shield(finished), timeout=10)
+    return ok(conference.to_json())
+
+
+async def list_conferencecalls(request: web.Request) -> web.Response:
+    size, token = paging(request)
+    return ok(request.app[SERVICE].list_conferencecalls(request[CUSTOMER], size, token).to_json())
+
+
+async def get_conferencecall(request: web.Request) -> web.Response:
+    return ok(request.app[SERVICE].get_conferencecall(request[CUSTOMER], resource_id(request)).to_json())
+
+
+async def kick_conferencecall(request: web.Request) -> web.Response:
+    return ok(request.app[SERVICE].kick(request[CUSTOMER], resource_id(request)).to_json())
+
+
+async def list_calls(request: web.Request) -> web.Response:
+    size, token = paging(request)
+    return ok(request.app[SERVICE].list_calls(request[CUSTOMER], size, token).to_json())
+
+
+async def get_call(request: web.Request) -> web.Response:
+    return ok(request.app[SERVICE].get_call(request[CUSTOMER], resource_id(request)).to_json())
+
+
+async def list_recordings(request: web.Request) -> web.Response:
+    size, token = paging(request)
+    return ok(request.app[SERVICE].list_recordings(request[CUSTOMER], size, token).to_json())
+
+
+async def get_recording(request: web.Request) -> web.Response:
+    return ok(request.app[SERVICE].get_recording(request[CUSTOMER], resource_id(request)).to_json())
+
+
+async def get_recording_file(request: web.Request) -> web.StreamResponse:
+    service = request.app[SERVICE]
+    recording = service.get_recording(request[CUSTOMER], resource_id(request))
+    path = service.recording_path(recording)
+    if not path.is_file():
+        raise NotFound(f"recording {recording.id} has no file")
+    return web.FileResponse(path, headers={"Content-Type": "audio/wav",
+                                           "Content-Disposition": f'attachment; filename="{recording.filename}"'})
+
+
+def build_app(service: ConferenceService, store: Store) -> web.Application:
+    """The aiohttp application serving the API."""
+    app = web.Application(middlewares=[error_envelope, authenticate], client_max_size=1024 * 1024)
+    app[SERVICE] = service
+    app[STORE] = store
+    p = API_PREFIX
+    app.router.add_get(f"{p}/conferences", list_conferences)
+    app.router.add_post(f"{p}/conferences", create_conference)
+    app.router.add_get(f"{p}/conferences/{{id}}", get_conference)
+    app.router.add_delete(f"{p}/conferences/{{id}}", delete_conference)
+    app.router.add_post(f"{p}/conferences/{{id}}/recording_start", recording_start)
+    app.router.add_post(f"{p}/conferences/{{id}}/recording_stop", recording_stop)
+    app.router.add_get(f"{p}/conferencecalls", list_conferencecalls)
+    app.router.add_get(f"{p}/conferencecalls/{{id}}", get_conferencecall)
+    app.router.add_delete(f"{p}/conferencecalls/{{id}}", kick_conferencecall)
+    app.router.add_get(f"{p}/calls", list_calls)
+    app.router.add_get(f"{p}/calls/{{id}}", get_call)
+    app.router.add_get(f"{p}/recordings", list_recordings)
+    app.router.add_get(f"{p}/recordings/{{id}}", get_recording)
+    app.router.add_get(f"{p}/recordingfiles/{{id}}", get_recording_file)
+    return app

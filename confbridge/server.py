@@ -1,0 +1,193 @@
+"""The Server: store, service, media engine, SIP user agent and REST API wired together.
+
+    async with Server(ServerConfig(sip_port=5060)) as server:
+        conference = server.create_conference(name="standup")
+        print(server.direct_uri(conference))
+        await server.serve_forever()
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import secrets
+import uuid
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from recorder.worker import RecorderWorker
+from rtp.ports import PortAllocator
+from sip.transport_asyncio import UdpEdge
+from sip.useragent import UserAgent
+
+from .config import ServerConfig
+from .events import EventBus
+from .media import MediaEngine
+from .models import Conference, Conferencecall
+from .rest import build_app
+from .service import ACTIVE_PARTICIPANT, ConferenceService
+from .store import Store
+from .telephony import Telephony
+from .timestamps import NIL_UUID
+
+logger = logging.getLogger(__name__)
+
+SHUTDOWN_BYE_WAIT = 1.0
+
+
+class Server:
+    """A running conference bridge."""
+
+    def __init__(self, config: ServerConfig | None = None) -> None:
+        self.config = config or ServerConfig()
+        self.events = EventBus()
+        self.store: Store | None = None
+        self.service: ConferenceService | None = None
+        self.media: MediaEngine | None = None
+        self.telephony: Telephony | None = None
+        self.customer_id = ""
+        self.token = ""
+        self._recorder: RecorderWorker | None = None
+        self._sip: UdpEdge | None = None
+        self._http: web.AppRunner | None = None
+        self._sip_port = self.config.sip_port
+        self._http_port = self.config.http_port
+        self._stopped = asyncio.Event()
+
+    # -- life cycle -------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Open the data folder and start serving SIP, RTP and HTTP."""
+        config = self.config
+        loop = asyncio.get_running_loop()
+        data_dir = Path(config.data_dir)
+        recordings_dir = data_dir / "recordings"
+        recordings_dir.mkdir(parents=True, exist_ok=True)
+        self.store = store = Store(data_dir / "confbridge.sqlite3")
+        self.customer_id = self._default_customer(store)
+        self.token = self._default_token(store, data_dir)
+        self.service = service = ConferenceService(store, self.events, recordings_dir)
+        service.recover()
+
+        def recording_failed(recording_id: str, error: str) -> None:  # runs on the recorder thread
+            loop.call_soon_threadsafe(service.recording_failed, recording_id, error)
+
+        self._recorder = RecorderWorker(on_error=recording_failed)
+        self.media = media = MediaEngine(host=config.bind, ports=PortAllocator(*config.rtp_ports),
+                                         recorder=self._recorder, loop=loop, tick_period=config.tick_period)
+        ua = UserAgent(host=config.advertised_address, port=config.sip_port, user_agent=config.user_agent,
+                       timers=config.sip_timers)
+        self.telephony = telephony = Telephony(ua, service, media, public_address=config.advertised_address,
+                                               loop=loop)
+        service.attach(telephony, media)
+        self._sip = await UdpEdge.bind(ua, config.bind, config.sip_port, telephony.on_event)
+        self._sip_port = ua.port = self._sip.local_address[1]
+        telephony.edge = self._sip
+        self._http = web.AppRunner(build_app(service, store), access_log=logging.getLogger("confbridge.http"))
+        await self._http.setup()
+        site = web.TCPSite(self._http, config.bind, config.http_port)
+        await site.start()
+        self._http_port = self._http.addresses[0][1]
+        logger.info("serving SIP on %s:%d (UDP), HTTP on %s", config.bind, self._sip_port, self.http_url)
+
+    async def stop(self) -> None:
+        """Hang up every call, finish every recording, close everything."""
+        if self.service is None:
+            return
+        service, telephony = self.service, self.telephony
+        if telephony is not None:
+            for active in telephony.active_calls:
+                telephony.hang_up(active.call_id, "server shutdown")
+            deadline = asyncio.get_running_loop().time() + SHUTDOWN_BYE_WAIT
+            while telephony.active_calls and asyncio.get_running_loop().time() < deadline:
+                await asyncio.sleep(0.02)
+        assert self.store is not None
+        for participant in self.store.find(Conferencecall):
+            if participant.status in ACTIVE_PARTICIPANT:
+                service.participant_left(participant.id, hangup_by="local", reason="server shutdown")
+        pending = []
+        for conference in self.store.find(Conference):
+            if conference.recording_id != NIL_UUID:
+                pending.append(service.stop_recording(None, conference.id)[1])
+        if pending:
+            await asyncio.wait_for(asyncio.gather(*pending, return_exceptions=True), timeout=10)
+        if self.media is not None:
+            self.media.close()
+        if self._recorder is not None:
+            self._recorder.stop()
+        if self._sip is not None:
+            self._sip.close()
+        if self._http is not None:
+            await self._http.cleanup()
+        self.store.close()
+        self.service = None
+        self._stopped.set()
+        logger.info("stopped")
+
+    async def serve_forever(self) -> None:
+        """Wait until `stop()` is called."""
+        await self._stopped.wait()
+
+    async def __aenter__(self) -> Server:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    # -- identity ---------------------------------------------------------------------------------
+
+    @staticmethod
+    def _default_customer(store: Store) -> str:
+        customer_id = store.setting("default_customer_id")
+        if customer_id is None:
+            customer_id = str(uuid.uuid4())
+            store.set_setting("default_customer_id", customer_id)
+        store.add_customer(customer_id)
+        return customer_id
+
+    def _default_token(self, store: Store, data_dir: Path) -> str:
+        token = self.config.token
+        token_file = data_dir / "token"
+        if token is None:
+            if token_file.is_file():
+                token = token_file.read_text().strip()
+            else:
+                token = secrets.token_urlsafe(24)
+                token_file.write_text(token + "\n")
+                os.chmod(token_file, 0o600)
+        store.set_token(token, self.customer_id)
+        return token
+
+    # -- addresses and conveniences ---------------------------------------------------------------
+
+    @property
+    def sip_port(self) -> int:
+        """The UDP port SIP listens on."""
+        return self._sip_port
+
+    @property
+    def http_port(self) -> int:
+        """The TCP port of the REST API."""
+        return self._http_port
+
+    @property
+    def http_url(self) -> str:
+        """Base URL of the REST API."""
+        host = f"[{self.config.bind}]" if ":" in self.config.bind else self.config.bind
+        return f"http://{host}:{self._http_port}/v1.0"
+
+    def direct_uri(self, conference: Conference) -> str:
+        """The SIP URI that dials straight into a conference."""
+        host = self.config.advertised_address
+        host = f"[{host}]" if ":" in host else host
+        return f"sip:direct.{conference.direct_hash}@{host}:{self._sip_port}"
+
+    def create_conference(self, **fields: Any) -> Conference:
+        """Create a conference for the default customer (see `ConferenceService.create_conference`)."""
+        if self.service is None:
+            raise RuntimeError("server is not started")
+        return self.service.create_conference(self.customer_id, **fields)

@@ -1,0 +1,378 @@
+"""The conference service: the lifecycle rules of conferences, participants, calls and recordings.
+
+Every status change is stored first and published second. The service never talks SIP or RTP: it
+asks a `CallControl` to hang calls up and a `RecordingControl` to start and stop recordings, and
+learns what happened on the wire through `participant_media_started` and `participant_left`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from concurrent.futures import Future
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from recorder.wav import repair_header
+from recorder.worker import RecordingResult
+
+from .errors import Conflict, InvalidRequest, NotFound
+from .events import EventBus
+from .models import (
+    Call,
+    CallStatus,
+    Conference,
+    Conferencecall,
+    ConferencecallStatus,
+    ConferenceStatus,
+    ConferenceType,
+    Recording,
+    RecordingStatus,
+    Resource,
+    moves_forward,
+    new_direct_hash,
+    new_id,
+)
+from .store import R, Store
+from .timestamps import NIL_UUID, now_timestamp
+
+logger = logging.getLogger(__name__)
+
+ACTIVE_PARTICIPANT = (ConferencecallStatus.JOINING, ConferencecallStatus.JOINED, ConferencecallStatus.LEAVING)
+KICKABLE = (ConferencecallStatus.JOINING, ConferencecallStatus.JOINED)
+
+
+class CallControl(Protocol):
+    """What the service needs from the telephony side."""
+
+    def hang_up(self, call_id: str, reason: str) -> None:
+        """End a call; `ConferenceService.participant_left` follows once it is over."""
+
+
+class RecordingControl(Protocol):
+    """What the service needs from the media side."""
+
+    def start_recording(self, conference_id: str, recording_id: str, path: Path) -> int:
+        """Start writing the conference's mix to `path`; returns the sample rate."""
+
+    def stop_recording(self, conference_id: str) -> Future[RecordingResult]:
+        """Stop the conference's recording; the future resolves when the file is complete."""
+
+
+@dataclass
+class Page:
+    """One page of a list."""
+
+    items: list[Resource]
+    next_page_token: str
+
+    def to_json(self) -> dict[str, Any]:
+        """`{"result": [...], "next_page_token": "..."}`."""
+        return {"result": [item.to_json() for item in self.items], "next_page_token": self.next_page_token}
+
+
+class ConferenceService:
+    """Conferences and everything in them, for every customer."""
+
+    def __init__(self, store: Store, events: EventBus, recordings_dir: Path) -> None:
+        self.store = store
+        self.events = events
+        self.recordings_dir = recordings_dir
+        self.calls: CallControl | None = None
+        self.media: RecordingControl | None = None
+        self._recordings_done: dict[str, asyncio.Future[Recording]] = {}
+
+    def attach(self, calls: CallControl, media: RecordingControl) -> None:
+        """Connect the telephony and media sides (they are built after the service)."""
+        self.calls = calls
+        self.media = media
+
+    # -- storage helpers --------------------------------------------------------------------------
+
+    def _save(self, resource: Resource, event: str | None) -> None:
+        if hasattr(resource, "tm_update"):
+            resource.tm_update = now_timestamp()
+        self.store.save(resource)
+        if event:
+            self.events.publish(event, resource)
+
+    def _get(self, model: type[R], resource_id: str, customer_id: str | None) -> R:
+        resource = self.store.get(model, resource_id)
+        if resource is None or (customer_id is not None and resource.customer_id != customer_id):
+            raise NotFound(f"{model.__name__.lower()} {resource_id} not found")
+        return resource
+
+    def _page(self, model: type[R], customer_id: str, page_size: int, page_token: str | None) -> Page:
+        items = self.store.page(model, customer_id, page_size=page_size, page_token=page_token)
+        token = getattr(items[-1], "tm_create", "") if items else ""
+        return Page(list(items), token)
+
+    def _set_status(self, resource: Conference | Conferencecall | Recording, status: Any, event: str) -> None:
+        if not moves_forward(resource.status, status):
+            raise Conflict(f"{type(resource).__name__.lower()} {resource.id} is {resource.status}, "
+                           f"it cannot become {status}")
+        resource.status = status
+        self._save(resource, event)
+
+    # -- conferences ------------------------------------------------------------------------------
+
+    def create_conference(self, customer_id: str, *, type: str = "conference", name: str = "", detail: str = "",
+                          data: dict[str, Any] | None = None, timeout: int = 0,
+                          pre_actions: list[dict[str, Any]] | None = None,
+                          post_actions: list[dict[str, Any]] | None = None) -> Conference:
+        """Create a conference; it is `progressing` (ready for calls) when this returns."""
+        try:
+            conference_type = ConferenceType(type)
+        except ValueError:
+            raise InvalidRequest(f"type must be one of {', '.join(t.value for t in ConferenceType)}") from None
+        if timeout < 0:
+            raise InvalidRequest("timeout must be 0 (none) or a positive number of seconds")
+        conference = Conference(id=new_id(), customer_id=customer_id, type=conference_type, name=name, detail=detail,
+                                data=data or {}, timeout=timeout, pre_actions=pre_actions or [],
+                                post_actions=post_actions or [])
+        while self.store.find(Conference, direct_hash=conference.direct_hash):
+            conference.direct_hash = new_direct_hash()
+        self._save(conference, "conference_created")
+        self._set_status(conference, ConferenceStatus.PROGRESSING, "conference_updated")
+        logger.info("conference %s created (%s, hash %s)", conference.id, conference.type, conference.direct_hash)
+        return conference
+
+    def get_conference(self, customer_id: str | None, conference_id: str) -> Conference:
+        """A conference; NotFound if it does not exist or belongs to someone else."""
+        return self._get(Conference, conference_id, customer_id)
+
+    def list_conferences(self, customer_id: str, page_size: int = 100, page_token: str | None = None) -> Page:
+        """A page of the customer's conferences that are not deleted, newest first."""
+        return self._page(Conference, customer_id, page_size, page_token)
+
+    def conference_for_direct_hash(self, direct_hash: str) -> Conference | None:
+        """The progressing conference a direct hash dials into, if any."""
+        found = self.store.find(Conference, direct_hash=direct_hash.lower())
+        if found and found[0].status is ConferenceStatus.PROGRESSING:
+            return found[0]
+        return None
+
+    def delete_conference(self, customer_id: str | None, conference_id: str) -> Conference:
+        """Terminate a conference: every participant is kicked, then it is `terminated`."""
+        conference = self.get_conference(customer_id, conference_id)
+        if conference.status in (ConferenceStatus.TERMINATING, ConferenceStatus.TERMINATED):
+            raise Conflict(f"conference {conference_id} is already {conference.status}")
+        self._set_status(conference, ConferenceStatus.TERMINATING, "conference_updated")
+        logger.info("conference %s terminating", conference.id)
+        if conference.recording_id != NIL_UUID:
+            self._end_recording(conference)
+        for participant in self.store.find(Conferencecall, conference_id=conference.id):
+            if participant.status in KICKABLE:
+                self._kick(participant, "conference terminated")
+        return self._terminate_if_empty(conference)
+
+    def _terminate_if_empty(self, conference: Conference) -> Conference:
+        if conference.status is not ConferenceStatus.TERMINATING:
+            return conference
+        if any(p.status in ACTIVE_PARTICIPANT for p in self.store.find(Conferencecall, conference_id=conference.id)):
+            return conference
+        conference.tm_delete = now_timestamp()
+        self._set_status(conference, ConferenceStatus.TERMINATED, "conference_deleted")
+        logger.info("conference %s terminated", conference.id)
+        return conference
+
+    # -- participants -----------------------------------------------------------------------------
+
+    def admit_call(self, conference: Conference, *, source: dict[str, str],
+                   destination: dict[str, str]) -> tuple[Call, Conferencecall]:
+        """An incoming call for a conference: create the call and its conferencecall (`joining`)."""
+        conference = self.get_conference(None, conference.id)
+        if conference.status is not ConferenceStatus.PROGRESSING:
+            raise Conflict(f"conference {conference.id} is {conference.status}")
+        now = now_timestamp()
+        call = Call(id=new_id(), customer_id=conference.customer_id, direction="incoming", source=source,
+                    destination=destination, status=CallStatus.PROGRESSING, conference_id=conference.id,
+                    tm_progressing=now)
+        participant = Conferencecall(id=new_id(), customer_id=conference.customer_id, conference_id=conference.id,
+                                     reference_type="call", reference_id=call.id)
+        call.conferencecall_id = participant.id
+        self._save(call, "call_created")
+        self._save(participant, "conferencecall_created")
+        logger.info("conference %s: call %s joining as %s", conference.id, call.id, participant.id)
+        return call, participant
+
+    def participant_media_started(self, conferencecall_id: str) -> None:
+        """The participant's audio reached the bridge: it is `joined`."""
+        participant = self._get(Conferencecall, conferencecall_id, None)
+        if participant.status is not ConferencecallStatus.JOINING:
+            return
+        self._set_status(participant, ConferencecallStatus.JOINED, "conferencecall_updated")
+        conference = self._get(Conference, participant.conference_id, None)
+        if participant.id not in conference.conferencecall_ids:
+            conference.conferencecall_ids.append(participant.id)
+            self._save(conference, "conference_updated")
+        logger.info("conference %s: %s joined", conference.id, participant.id)
+
+    def participant_left(self, conferencecall_id: str, *, hangup_by: str, reason: str) -> None:
+        """The participant's call is over: `leaved`, and its call hung up."""
+        participant = self._get(Conferencecall, conferencecall_id, None)
+        if participant.status is not ConferencecallStatus.LEAVED:
+            self._set_status(participant, ConferencecallStatus.LEAVED, "conferencecall_updated")
+        call = self.store.get(Call, participant.reference_id)
+        if call is not None and call.status is not CallStatus.HANGUP:
+            call.status = CallStatus.HANGUP
+            call.hangup_by = hangup_by
+            call.hangup_reason = reason
+            call.tm_hangup = now_timestamp()
+            self._save(call, "call_hangup")
+        conference = self._get(Conference, participant.conference_id, None)
+        if participant.id in conference.conferencecall_ids:
+            conference.conferencecall_ids.remove(participant.id)
+            self._save(conference, "conference_updated")
+        logger.info("conference %s: %s left (%s by %s)", conference.id, participant.id, reason, hangup_by)
+        self._terminate_if_empty(conference)
+
+    def kick(self, customer_id: str | None, conferencecall_id: str) -> Conferencecall:
+        """Remove a participant: `leaving` now, `leaved` once its call has ended."""
+        participant = self._get(Conferencecall, conferencecall_id, customer_id)
+        if participant.status not in KICKABLE:
+            raise Conflict(f"conferencecall {conferencecall_id} is {participant.status}; "
+                           "only joining or joined participants can be kicked")
+        self._kick(participant, "kicked")
+        return participant
+
+    def _kick(self, participant: Conferencecall, reason: str) -> None:
+        self._set_status(participant, ConferencecallStatus.LEAVING, "conferencecall_updated")
+        conference = self._get(Conference, participant.conference_id, None)
+        if participant.id in conference.conferencecall_ids:
+            conference.conferencecall_ids.remove(participant.id)
+            self._save(conference, "conference_updated")
+        if self.calls is None:
+            raise RuntimeError("no call control attached")
+        self.calls.hang_up(participant.reference_id, reason)
+
+    def get_conferencecall(self, customer_id: str | None, conferencecall_id: str) -> Conferencecall:
+        """A participant."""
+        return self._get(Conferencecall, conferencecall_id, customer_id)
+
+    def list_conferencecalls(self, customer_id: str, page_size: int = 100, page_token: str | None = None) -> Page:
+        """A page of the customer's participants, newest first."""
+        return self._page(Conferencecall, customer_id, page_size, page_token)
+
+    def get_call(self, customer_id: str | None, call_id: str) -> Call:
+        """A call."""
+        return self._get(Call, call_id, customer_id)
+
+    def list_calls(self, customer_id: str, page_size: int = 100, page_token: str | None = None) -> Page:
+        """A page of the customer's calls, newest first."""
+        return self._page(Call, customer_id, page_size, page_token)
+
+    # -- recordings -------------------------------------------------------------------------------
+
+    def start_recording(self, customer_id: str | None, conference_id: str) -> Conference:
+        """Start recording the conference's mix (only while progressing, one at a time)."""
+        conference = self.get_conference(customer_id, conference_id)
+        if conference.status is not ConferenceStatus.PROGRESSING:
+            raise InvalidRequest(f"conference {conference_id} is {conference.status}; "
+                                 "recording can only start while it is progressing")
+        if conference.recording_id != NIL_UUID:
+            raise Conflict(f"conference {conference_id} is already recording ({conference.recording_id})")
+        if self.media is None:
+            raise RuntimeError("no media attached")
+        recording = Recording(id=new_id(), customer_id=conference.customer_id, reference_id=conference.id,
+                              tm_start=now_timestamp())
+        recording.filename = f"{recording.id}.wav"
+        recording.sample_rate = self.media.start_recording(conference.id, recording.id,
+                                                           self.recordings_dir / recording.filename)
+        self._save(recording, "recording_started")
+        conference.recording_id = recording.id
+        conference.recording_ids.append(recording.id)
+        self._save(conference, "conference_updated")
+        logger.info("conference %s: recording %s started", conference.id, recording.id)
+        return conference
+
+    def stop_recording(self, customer_id: str | None,
+                       conference_id: str) -> tuple[Conference, asyncio.Future[Recording]]:
+        """Stop the active recording; the future resolves once its file is complete."""
+        conference = self.get_conference(customer_id, conference_id)
+        if conference.recording_id == NIL_UUID:
+            raise Conflict(f"conference {conference_id} has no active recording")
+        return conference, self._end_recording(conference)
+
+    def _end_recording(self, conference: Conference) -> asyncio.Future[Recording]:
+        assert self.media is not None
+        recording = self._get(Recording, conference.recording_id, None)
+        self._set_status(recording, RecordingStatus.STOPPING, "recording_updated")
+        done: asyncio.Future[Recording] = asyncio.get_running_loop().create_future()
+        self._recordings_done[recording.id] = done
+        loop = asyncio.get_running_loop()
+        self.media.stop_recording(conference.id).add_done_callback(
+            lambda future: loop.call_soon_threadsafe(self._recording_finished, future))
+        conference.recording_id = NIL_UUID
+        self._save(conference, "conference_updated")
+        logger.info("conference %s: recording %s stopping", conference.id, recording.id)
+        return done
+
+    def _recording_finished(self, future: Future[RecordingResult]) -> None:
+        result = future.result()
+        recording = self._get(Recording, result.recording_id, None)
+        recording.duration = round(result.duration, 3)
+        recording.error = result.error or recording.error
+        recording.tm_end = now_timestamp()
+        if recording.status is not RecordingStatus.ENDED:
+            self._set_status(recording, RecordingStatus.ENDED, "recording_finished")
+        logger.info("recording %s ended: %.2f s%s", recording.id, recording.duration,
+                    f" ({recording.error})" if recording.error else "")
+        done = self._recordings_done.pop(recording.id, None)
+        if done is not None and not done.done():
+            done.set_result(recording)
+
+    def recording_failed(self, recording_id: str, error: str) -> None:
+        """The recorder could not write (a full disk, say): the recording ends, the conference goes on."""
+        recording = self.store.get(Recording, recording_id)
+        if recording is None:
+            return
+        recording.error = error
+        self.store.save(recording)
+        for conference in self.store.find(Conference, recording_id=recording_id):
+            self._end_recording(conference)
+
+    def get_recording(self, customer_id: str | None, recording_id: str) -> Recording:
+        """A recording's metadata."""
+        return self._get(Recording, recording_id, customer_id)
+
+    def list_recordings(self, customer_id: str, page_size: int = 100, page_token: str | None = None) -> Page:
+        """A page of the customer's recordings, newest first."""
+        return self._page(Recording, customer_id, page_size, page_token)
+
+    def recording_path(self, recording: Recording) -> Path:
+        """Where a recording's file is."""
+        return self.recordings_dir / recording.filename
+
+    # -- start-up ---------------------------------------------------------------------------------
+
+    def recover(self) -> None:
+        """After a restart: calls and participants of the previous run are over, recordings are closed."""
+        for participant in self.store.find(Conferencecall):
+            if participant.status in ACTIVE_PARTICIPANT:
+                participant.status = ConferencecallStatus.LEAVED
+                self._save(participant, None)
+        for call in self.store.find(Call):
+            if call.status is not CallStatus.HANGUP:
+                call.status, call.hangup_by, call.hangup_reason = CallStatus.HANGUP, "local", "server restart"
+                call.tm_hangup = now_timestamp()
+                self._save(call, None)
+        for recording in self.store.find(Recording):
+            if recording.status is not RecordingStatus.ENDED:
+                try:
+                    frames = repair_header(self.recording_path(recording))
+                    recording.duration = round(frames / recording.sample_rate, 3)
+                except (OSError, ValueError) as exc:
+                    recording.error = f"recovery: {exc}"
+                recording.status, recording.tm_end = RecordingStatus.ENDED, now_timestamp()
+                self._save(recording, None)
+        for conference in self.store.find(Conference):
+            changed = bool(conference.conferencecall_ids) or conference.recording_id != NIL_UUID
+            conference.conferencecall_ids, conference.recording_id = [], NIL_UUID
+            if conference.status is ConferenceStatus.STARTING:
+                conference.status, changed = ConferenceStatus.PROGRESSING, True
+            elif conference.status is ConferenceStatus.TERMINATING:
+                conference.status, conference.tm_delete, changed = ConferenceStatus.TERMINATED, now_timestamp(), True
+            if changed:
+                self._save(conference, None)

@@ -1,0 +1,175 @@
+"""SQLite persistence of every resource, customer and token (WAL mode, one writer: the event loop).
+
+Tables mirror the model dataclasses column for column (lists and objects as JSON), so a field added
+to a model becomes a column on the next start without a hand-written migration. Every `save` is
+one transaction.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import json
+import sqlite3
+import typing
+from pathlib import Path
+from typing import Any, TypeVar
+
+from .models import Call, Conference, Conferencecall, Recording, Resource
+from .timestamps import NEVER, now_timestamp
+
+R = TypeVar("R", bound=Resource)
+
+TABLES: dict[type[Resource], str] = {
+    Conference: "conferences",
+    Conferencecall: "conferencecalls",
+    Call: "calls",
+    Recording: "recordings",
+}
+
+MAX_PAGE_SIZE = 100
+
+
+class Store:
+    """The database of one data directory."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.execute("PRAGMA foreign_keys=ON")
+        self._create_schema()
+
+    def close(self) -> None:
+        """Close the database."""
+        self._db.close()
+
+    # -- schema -----------------------------------------------------------------------------------
+
+    def _create_schema(self) -> None:
+        with self._transaction():
+            self._db.execute("CREATE TABLE IF NOT EXISTS customers (id TEXT PRIMARY KEY, tm_create TEXT NOT NULL)")
+            self._db.execute("CREATE TABLE IF NOT EXISTS tokens (token TEXT PRIMARY KEY, "
+                             "customer_id TEXT NOT NULL REFERENCES customers(id))")
+            self._db.execute("CREATE TABLE IF NOT EXISTS settings (name TEXT PRIMARY KEY, value TEXT NOT NULL)")
+            for model, table in TABLES.items():
+                columns = [f.name for f in dataclasses.fields(model)]
+                self._db.execute(f"CREATE TABLE IF NOT EXISTS {table} (id TEXT PRIMARY KEY, "
+                                 + ", ".join(c for c in columns if c != "id") + ")")
+                existing = {row[1] for row in self._db.execute(f"PRAGMA table_info({table})")}
+                for column in columns:
+                    if column not in existing:
+                        self._db.execute(f"ALTER TABLE {table} ADD COLUMN {column}")
+                self._db.execute(f"CREATE INDEX IF NOT EXISTS {table}_by_customer "
+                                 f"ON {table} (customer_id, tm_create)")
+            self._db.execute("CREATE UNIQUE INDEX IF NOT EXISTS conferences_by_hash ON conferences (direct_hash)")
+            self._db.execute("CREATE INDEX IF NOT EXISTS conferencecalls_by_conference "
+                             "ON conferencecalls (conference_id, status)")
+
+    def _transaction(self) -> _Transaction:
+        return _Transaction(self._db)
+
+    # -- resources --------------------------------------------------------------------------------
+
+    def save(self, resource: Resource) -> None:
+        """Insert or replace a resource, in one transaction."""
+        table = TABLES[type(resource)]
+        values = {f.name: _to_column(getattr(resource, f.name)) for f in dataclasses.fields(resource)}
+        names = ", ".join(values)
+        marks = ", ".join("?" for _ in values)
+        with self._transaction():
+            self._db.execute(f"INSERT OR REPLACE INTO {table} ({names}) VALUES ({marks})", list(values.values()))
+
+    def get(self, model: type[R], resource_id: str) -> R | None:
+        """The resource with this id, or None."""
+        rows = self._select(model, "id = ?", [resource_id])
+        return rows[0] if rows else None
+
+    def find(self, model: type[R], **equals: Any) -> list[R]:
+        """Resources whose columns equal the given values (enum values compare as their strings)."""
+        where = " AND ".join(f"{name} = ?" for name in equals) or "1"
+        return self._select(model, where, [_to_column(v) for v in equals.values()])
+
+    def page(self, model: type[R], customer_id: str, *, page_size: int = MAX_PAGE_SIZE,
+             page_token: str | None = None) -> list[R]:
+        """One page of a customer's resources that are not deleted, newest first.
+
+        `page_token` is the `tm_create` of the last item of the previous page.
+        """
+        where = "customer_id = ? AND tm_delete = ?"
+        args: list[Any] = [customer_id, NEVER]
+        if page_token:
+            where += " AND tm_create < ?"
+            args.append(page_token)
+        size = max(1, min(page_size, MAX_PAGE_SIZE))
+        return self._select(model, where + " ORDER BY tm_create DESC LIMIT ?", [*args, size])
+
+    def _select(self, model: type[R], where: str, args: list[Any]) -> list[R]:
+        fields = dataclasses.fields(model)
+        names = ", ".join(f.name for f in fields)
+        cursor = self._db.execute(f"SELECT {names} FROM {TABLES[model]} WHERE {where}", args)
+        hints = typing.get_type_hints(model)
+        return [model(**{f.name: _from_column(hints[f.name], value) for f, value in zip(fields, row, strict=False)})
+                for row in cursor.fetchall()]
+
+    # -- customers, tokens, settings --------------------------------------------------------------
+
+    def add_customer(self, customer_id: str) -> None:
+        """Create a customer if it does not exist."""
+        with self._transaction():
+            self._db.execute("INSERT OR IGNORE INTO customers (id, tm_create) VALUES (?, ?)",
+                             (customer_id, now_timestamp()))
+
+    def set_token(self, token: str, customer_id: str) -> None:
+        """Make `token` authenticate `customer_id` (creating the customer if needed)."""
+        self.add_customer(customer_id)
+        with self._transaction():
+            self._db.execute("INSERT OR REPLACE INTO tokens (token, customer_id) VALUES (?, ?)", (token, customer_id))
+
+    def customer_for_token(self, token: str) -> str | None:
+        """The customer a token belongs to, or None."""
+        row = self._db.execute("SELECT customer_id FROM tokens WHERE token = ?", (token,)).fetchone()
+        return row[0] if row else None
+
+    def setting(self, name: str) -> str | None:
+        """A stored setting, or None."""
+        row = self._db.execute("SELECT value FROM settings WHERE name = ?", (name,)).fetchone()
+        return row[0] if row else None
+
+    def set_setting(self, name: str, value: str) -> None:
+        """Store a setting."""
+        with self._transaction():
+            self._db.execute("INSERT OR REPLACE INTO settings (name, value) VALUES (?, ?)", (name, value))
+
+
+class _Transaction:
+    """`with` block that runs BEGIN IMMEDIATE ... COMMIT (ROLLBACK on error) on an autocommit connection."""
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self._db = db
+
+    def __enter__(self) -> None:
+        self._db.execute("BEGIN IMMEDIATE")
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        self._db.execute("ROLLBACK" if exc_type else "COMMIT")
+
+
+def _to_column(value: Any) -> Any:
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, (list, dict)):
+        return json.dumps(value, separators=(",", ":"))
+    return value
+
+
+def _from_column(hint: Any, value: Any) -> Any:
+    origin = typing.get_origin(hint) or hint
+    if origin in (list, dict):
+        return json.loads(value) if value is not None else origin()
+    if isinstance(origin, type) and issubclass(origin, enum.Enum):
+        return origin(value)
+    if value is None:
+        return {int: 0, float: 0.0, str: ""}.get(origin)
+    return value
