@@ -1,0 +1,66 @@
+"""The command line: `confbridge serve` and `python -m confbridge serve`, token handling, restarts."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from confbridge.cli import build_parser
+from confbridge.config import parse_port_range
+from tests.helpers.rest import ApiClient
+from tests.helpers.server_process import start_server
+
+
+def test_defaults_are_the_embedded_loopback_ones() -> None:
+    args = build_parser().parse_args(["serve"])
+    assert (args.bind, args.public_address, args.sip_port, args.http_port) == ("127.0.0.1", None, 5060, 8088)
+    assert args.rtp_ports == (20000, 20999) and args.data_dir == Path("confbridge-data") and args.token is None
+
+
+def test_port_range_parsing() -> None:
+    assert parse_port_range("30000-30999") == (30000, 30999)
+    for bad in ("30000", "a-b", "40000-30000", "80-90", "30000-70000"):
+        try:
+            parse_port_range(bad)
+        except ValueError:
+            continue
+        raise AssertionError(f"{bad} accepted")
+
+
+def test_console_script_and_module_both_answer_help() -> None:
+    script = Path(sys.executable).with_name("confbridge")
+    for command in ([str(script), "serve", "--help"], [sys.executable, "-m", "confbridge", "serve", "--help"]):
+        result = subprocess.run(command, capture_output=True, text=True, timeout=30, check=True)
+        for option in ("--bind", "--public-address", "--sip-port", "--rtp-ports", "--http-port", "--data-dir",
+                       "--token"):
+            assert option in result.stdout
+
+
+def test_generated_token_is_printed_stored_and_reused_and_conferences_survive_a_restart(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    first = start_server(data, token=None)
+    try:
+        assert (data / "token").read_text().strip() == first.token
+        assert len(first.token) >= 24
+        conference = first.api.post("/conferences", {"type": "conference", "name": "kept"})
+    finally:
+        assert first.stop() == 0
+    again = start_server(data, token=None)
+    try:
+        assert again.token == first.token, "the stored token is reused"
+        kept = again.api.get(f"/conferences/{conference['id']}")
+        assert kept["direct_hash"] == conference["direct_hash"] and kept["status"] == "progressing"
+        assert kept["customer_id"] == conference["customer_id"]
+    finally:
+        assert again.stop() == 0
+
+
+def test_explicit_token_replaces_nothing_but_adds_access(tmp_path: Path) -> None:
+    server = start_server(tmp_path / "data", token="chosen-token")
+    try:
+        assert server.token == "chosen-token"
+        assert ApiClient(server.http_url, "chosen-token").get("/conferences")["result"] == []
+        assert not (tmp_path / "data" / "token").exists(), "an explicit token is not written to the data dir"
+    finally:
+        assert server.stop() == 0
