@@ -99,7 +99,12 @@ class EventBus:
     def add_listener(self, listener: Callable[[Event], None]) -> Callable[[], None]:
         """Call `listener` for every event; returns a function that removes it."""
         self._listeners.append(listener)
-        return lambda: self._listeners.remove(listener) if listener in self._listeners else None
+
+        def remove() -> None:
+            if listener in self._listeners:
+                self._listeners.remove(listener)
+
+        return remove
 
     def subscribe(self, maxsize: int = 1000) -> Subscription:
         """An async iterator of every event from now on (events beyond `maxsize` unread are dropped)."""

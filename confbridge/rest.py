@@ -16,6 +16,7 @@ from http import HTTPStatus
 from typing import Any
 
 from aiohttp import web
+from aiohttp.abc import AbstractAccessLogger
 
 from .errors import ConfbridgeError, InvalidRequest, NotFound, Unauthorized
 from .service import ConferenceService
@@ -211,6 +212,14 @@ async def get_recording_file(request: web.Request) -> web.StreamResponse:
         raise NotFound(f"recording {recording.id} has no file")
     return web.FileResponse(path, headers={"Content-Type": "audio/wav",
                                            "Content-Disposition": f'attachment; filename="{recording.filename}"'})
+
+
+class AccessLogger(AbstractAccessLogger):
+    """One line per request: method, path without the query (tokens travel there), status, time, request id."""
+
+    def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
+        self.logger.info("%s %s %s -> %d in %.1f ms (request %s)", request.remote, request.method, request.path,
+                         response.status, time * 1000, response.headers.get("X-Request-Id", "-"))
 
 
 def build_app(service: ConferenceService, store: Store) -> web.Application:

@@ -27,7 +27,7 @@ from .config import ServerConfig
 from .events import EventBus
 from .media import MediaEngine
 from .models import Conference, Conferencecall
-from .rest import build_app
+from .rest import AccessLogger, build_app
 from .service import ACTIVE_PARTICIPANT, ConferenceService
 from .store import Store
 from .telephony import Telephony
@@ -60,7 +60,14 @@ class Server:
     # -- life cycle -------------------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Open the data folder and start serving SIP, RTP and HTTP."""
+        """Open the data folder and start serving SIP, RTP and HTTP (nothing is left open on failure)."""
+        try:
+            await self._start()
+        except BaseException:
+            await self._release()
+            raise
+
+    async def _start(self) -> None:
         config = self.config
         loop = asyncio.get_running_loop()
         data_dir = Path(config.data_dir)
@@ -86,7 +93,8 @@ class Server:
         self._sip = await UdpEdge.bind(ua, config.bind, config.sip_port, telephony.on_event)
         self._sip_port = ua.port = self._sip.local_address[1]
         telephony.edge = self._sip
-        self._http = web.AppRunner(build_app(service, store), access_log=logging.getLogger("confbridge.http"))
+        self._http = web.AppRunner(build_app(service, store), access_log=logging.getLogger("confbridge.http"),
+                                   access_log_class=AccessLogger)
         await self._http.setup()
         site = web.TCPSite(self._http, config.bind, config.http_port)
         await site.start()
@@ -95,7 +103,7 @@ class Server:
 
     async def stop(self) -> None:
         """Hang up every call, finish every recording, close everything."""
-        if self.service is None:
+        if self.service is None or self.store is None:
             return
         service, telephony = self.service, self.telephony
         if telephony is not None:
@@ -104,28 +112,35 @@ class Server:
             deadline = asyncio.get_running_loop().time() + SHUTDOWN_BYE_WAIT
             while telephony.active_calls and asyncio.get_running_loop().time() < deadline:
                 await asyncio.sleep(0.02)
-        assert self.store is not None
         for participant in self.store.find(Conferencecall):
             if participant.status in ACTIVE_PARTICIPANT:
                 service.participant_left(participant.id, hangup_by="local", reason="server shutdown")
-        pending = []
-        for conference in self.store.find(Conference):
-            if conference.recording_id != NIL_UUID:
-                pending.append(service.stop_recording(None, conference.id)[1])
+        pending = [service.stop_recording(None, conference.id)[1] for conference in self.store.find(Conference)
+                   if conference.recording_id != NIL_UUID]
         if pending:
             await asyncio.wait_for(asyncio.gather(*pending, return_exceptions=True), timeout=10)
-        if self.media is not None:
-            self.media.close()
-        if self._recorder is not None:
-            self._recorder.stop()
-        if self._sip is not None:
-            self._sip.close()
-        if self._http is not None:
-            await self._http.cleanup()
-        self.store.close()
-        self.service = None
+        await self._release()
         self._stopped.set()
         logger.info("stopped")
+
+    async def _release(self) -> None:
+        """Close whatever is open, in reverse order of opening."""
+        if self._http is not None:
+            await self._http.cleanup()
+            self._http = None
+        if self._sip is not None:
+            self._sip.close()
+            self._sip = None
+        if self.media is not None:
+            self.media.close()
+            self.media = None
+        if self._recorder is not None:
+            self._recorder.stop()
+            self._recorder = None
+        if self.store is not None:
+            self.store.close()
+            self.store = None
+        self.service = None
 
     async def serve_forever(self) -> None:
         """Wait until `stop()` is called."""

@@ -46,8 +46,11 @@ KICKABLE = (ConferencecallStatus.JOINING, ConferencecallStatus.JOINED)
 class CallControl(Protocol):
     """What the service needs from the telephony side."""
 
-    def hang_up(self, call_id: str, reason: str) -> None:
-        """End a call; `ConferenceService.participant_left` follows once it is over."""
+    def hang_up(self, call_id: str, reason: str) -> bool:
+        """End a call; `ConferenceService.participant_left` follows once it is over.
+
+        False when there is no such call in progress (nothing will follow).
+        """
 
 
 class RecordingControl(Protocol):
@@ -245,7 +248,8 @@ class ConferenceService:
             self._save(conference, "conference_updated")
         if self.calls is None:
             raise RuntimeError("no call control attached")
-        self.calls.hang_up(participant.reference_id, reason)
+        if not self.calls.hang_up(participant.reference_id, reason):
+            self.participant_left(participant.id, hangup_by="local", reason=reason)
 
     def get_conferencecall(self, customer_id: str | None, conferencecall_id: str) -> Conferencecall:
         """A participant."""
@@ -303,15 +307,18 @@ class ConferenceService:
         self._recordings_done[recording.id] = done
         loop = asyncio.get_running_loop()
         self.media.stop_recording(conference.id).add_done_callback(
-            lambda future: loop.call_soon_threadsafe(self._recording_finished, future))
+            lambda future: loop.call_soon_threadsafe(self._recording_finished, recording.id, future))
         conference.recording_id = NIL_UUID
         self._save(conference, "conference_updated")
         logger.info("conference %s: recording %s stopping", conference.id, recording.id)
         return done
 
-    def _recording_finished(self, future: Future[RecordingResult]) -> None:
-        result = future.result()
-        recording = self._get(Recording, result.recording_id, None)
+    def _recording_finished(self, recording_id: str, future: Future[RecordingResult]) -> None:
+        try:
+            result = future.result()
+        except Exception as exc:  # the media side lost the recording: end it with the reason
+            result = RecordingResult(recording_id, Path(), 8000, 0, f"{type(exc).__name__}: {exc}")
+        recording = self._get(Recording, recording_id, None)
         recording.duration = round(result.duration, 3)
         recording.error = result.error or recording.error
         recording.tm_end = now_timestamp()

@@ -45,7 +45,7 @@ class ActiveCall:
     dialog: Dialog
     leg: MediaLeg
     origin: Origin
-    answer: bytes
+    answer: SessionDescription
 
 
 class Telephony:
@@ -96,17 +96,10 @@ class Telephony:
         if conference is None:
             self._reject(event, 404, "no such conference")
             return
-        offer = self._offer(event)
-        if offer is None:
+        negotiated = self._negotiate(event)
+        if negotiated is None:
             return
-        try:
-            negotiation = negotiate_audio(offer, SUPPORTED_CODECS)
-        except OfferAnswerError as exc:
-            self._reject(event, exc.status_code, str(exc))
-            return
-        except SdpParseError as exc:
-            self._reject(event, 400, str(exc))
-            return
+        offer, negotiation = negotiated
         try:
             caller = request.from_address
             call, participant = self.service.admit_call(
@@ -123,8 +116,8 @@ class Telephony:
             return
         origin = Origin("confbridge", secrets.randbelow(2**31), 1, "IN",
                         "IP6" if ":" in self.public_address else "IP4", self.public_address)
-        answer = build_answer(offer, negotiation, address=self.public_address, port=leg.port, origin=origin).to_bytes()
-        dialog = self.ua.answer(event.invite_id, 200, self.loop.time(), body=answer)
+        answer = build_answer(offer, negotiation, address=self.public_address, port=leg.port, origin=origin)
+        dialog = self.ua.answer(event.invite_id, 200, self.loop.time(), body=answer.to_bytes())
         assert dialog is not None
         active = ActiveCall(call.id, participant.id, conference.id, dialog, leg, origin, answer)
         self._calls[call.id] = active
@@ -132,7 +125,8 @@ class Telephony:
         logger.info("Call-ID %s: call %s answered into conference %s (%s, RTP port %d)", request.call_id, call.id,
                     conference.id, negotiation.codec.name, leg.port)
 
-    def _offer(self, event: InviteReceived) -> SessionDescription | None:
+    def _negotiate(self, event: InviteReceived) -> tuple[SessionDescription, AudioNegotiation] | None:
+        """The INVITE's SDP offer and what we accept of it; None when the INVITE has been rejected."""
         request = event.request
         if not request.body:
             self._reject(event, 488, "INVITE without an SDP offer")
@@ -141,15 +135,16 @@ class Telephony:
             self._reject(event, 415, f"unsupported body type {request.content_type}")
             return None
         try:
-            return parse_sdp(request.body)
-        except SdpParseError as exc:
-            self._reject(event, 400, str(exc))
+            offer = parse_sdp(request.body)
+            return offer, negotiate_audio(offer, SUPPORTED_CODECS)
+        except (SdpParseError, OfferAnswerError) as exc:
+            self._reject(event, exc.status_code, str(exc))
             return None
 
     def _open_leg(self, participant_id: str, conference_id: str, negotiation: AudioNegotiation) -> MediaLeg:
         return self.media.open_leg(
             participant_id, conference_id, CODECS[negotiation.codec.name], negotiation.payload_type,
-            remote=(negotiation.remote_host, negotiation.remote_port),
+            remote=_media_address(negotiation),
             telephone_event_payload_type=negotiation.telephone_event_payload_type,
             on_started=lambda leg: self._media_started(leg))
 
@@ -167,30 +162,24 @@ class Telephony:
             self._reject(event, 481, "dialog has no call")
             return
         if not event.request.body:
-            self.ua.answer(event.invite_id, 200, self.loop.time(), body=active.answer)
+            self.ua.answer(event.invite_id, 200, self.loop.time(), body=active.answer.to_bytes())
             return
-        offer = self._offer(event)
-        if offer is None:
+        negotiated = self._negotiate(event)
+        if negotiated is None:
             return
-        try:
-            negotiation = negotiate_audio(offer, SUPPORTED_CODECS)
-        except (OfferAnswerError, SdpParseError) as exc:
-            self._reject(event, exc.status_code, str(exc))
-            return
+        offer, negotiation = negotiated
         session = active.leg.session
         if negotiation.codec.name != session.codec.name or negotiation.payload_type != session.payload_type:
             self._reject(event, 488, "changing the codec mid-call is not supported yet")
             return
         if session.first_packet_at is None:
-            session.remote = (negotiation.remote_host, negotiation.remote_port)
+            session.remote = _media_address(negotiation)
         answer = build_answer(offer, negotiation, address=self.public_address, port=active.leg.port,
-                              origin=active.origin).to_bytes()
-        if answer != active.answer:
-            active.origin.session_version += 1
-            answer = build_answer(offer, negotiation, address=self.public_address, port=active.leg.port,
-                                  origin=active.origin).to_bytes()
-            active.answer = answer
-        self.ua.answer(event.invite_id, 200, self.loop.time(), body=answer)
+                              origin=active.origin)
+        if (answer.connection, answer.media) != (active.answer.connection, active.answer.media):
+            active.origin.session_version += 1  # a changed description gets a new o= version (RFC 3264 §8)
+        active.answer = answer
+        self.ua.answer(event.invite_id, 200, self.loop.time(), body=answer.to_bytes())
 
     def _on_dialog_ended(self, dialog: Dialog, reason: EndReason) -> None:
         active = self._by_dialog.pop(dialog.id, None)
@@ -204,17 +193,25 @@ class Telephony:
 
     # -- CallControl ------------------------------------------------------------------------------
 
-    def hang_up(self, call_id: str, reason: str) -> None:
-        """Send BYE for a call; the participant leaves once the BYE completes."""
+    def hang_up(self, call_id: str, reason: str) -> bool:
+        """Send BYE for a call; the participant leaves once the BYE completes. False if no such call."""
         active = self._calls.get(call_id)
         if active is None:
             logger.warning("call %s: nothing to hang up", call_id)
-            return
+            return False
         logger.info("Call-ID %s: hanging up call %s (%s)", active.dialog.call_id, call_id, reason)
         self.media.close_leg(active.leg.leg_id)
         self.ua.hangup(active.dialog, self.loop.time())
         if self.edge is not None:
             self.edge.transmit()
+        return True
+
+
+def _media_address(negotiation: AudioNegotiation) -> tuple[str, int] | None:
+    """Where to send media before the peer's first packet: None for an unspecified address (0.0.0.0)."""
+    if negotiation.remote_host in ("0.0.0.0", "::") or negotiation.remote_port == 0:
+        return None
+    return negotiation.remote_host, negotiation.remote_port
 
 
 def _address_text(address: NameAddress) -> str:

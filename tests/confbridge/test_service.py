@@ -22,13 +22,15 @@ OTHER = "0f2a5a0c-0000-4000-8000-000000000001"
 
 
 class FakeCalls:
-    """Records hang-ups instead of sending BYE."""
+    """Records hang-ups instead of sending BYE; calls in `gone` no longer exist."""
+
+    def hang_up(self, call_id: str, reason: str) -> bool:
+        self.hung_up.append((call_id, reason))
+        return call_id not in self.gone
 
     def __init__(self) -> None:
         self.hung_up: list[tuple[str, str]] = []
-
-    def hang_up(self, call_id: str, reason: str) -> None:
-        self.hung_up.append((call_id, reason))
+        self.gone: set[str] = set()
 
 
 class FakeMedia:
@@ -149,6 +151,16 @@ def test_delete_kicks_everyone_and_terminates_when_the_last_one_leaves(world: tu
     with pytest.raises(Conflict):
         service.delete_conference(CUSTOMER, conference.id)
     assert service.list_conferences(CUSTOMER).items == [], "deleted conferences are not listed"
+
+
+def test_kicking_a_participant_whose_call_is_already_gone_leaves_it_at_once(world: tuple) -> None:
+    service, calls, _, _ = world
+    conference = service.create_conference(CUSTOMER)
+    call, participant = join(service, conference)
+    calls.gone.add(call.id)
+    service.kick(CUSTOMER, participant.id)
+    assert service.get_conferencecall(CUSTOMER, participant.id).status == "leaved"
+    assert service.get_call(CUSTOMER, call.id).hangup_by == "local"
 
 
 def test_delete_of_an_empty_conference_terminates_at_once(world: tuple) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from sip.message import Response
+from sip.sdp import parse_sdp
 from tests.helpers.server_process import RunningServer
 from tests.helpers.sip_client import SipClient
 from tests.helpers.sip_messages import pcmu_offer
@@ -104,3 +105,31 @@ def test_retransmitted_invite_creates_no_second_call(server: RunningServer) -> N
     client.party.to_tag = messages[1].to_address.tag
     client.send(client.party.ack())
     assert client.hangup().status_code == 200
+
+
+def test_reinvite_refreshes_the_session_and_bumps_the_sdp_version_only_on_change(server: RunningServer) -> None:
+    client = SipClient(server.sip, conference_uri(server))
+    first = client.call(pcmu_offer("127.0.0.1", 40000))
+    assert first.status_code == 200
+    original = parse_sdp(first.body)
+
+    def reinvite(sdp: bytes) -> Response:
+        client.party.cseq += 1
+        client.send(client.party.invite(sdp, cseq=client.party.cseq))
+        while True:
+            message, _ = client.receive()
+            if isinstance(message, Response) and message.status_code >= 200:
+                if message.status_code < 300:
+                    client.send(client.party.ack(cseq=client.party.cseq))
+                return message
+
+    same = reinvite(pcmu_offer("127.0.0.1", 40000))
+    assert same.status_code == 200 and parse_sdp(same.body) == original, "unchanged answer, same o= version"
+    held = reinvite(pcmu_offer("127.0.0.1", 40000).replace(b"a=sendrecv", b"a=sendonly"))
+    held_sdp = parse_sdp(held.body)
+    assert held.status_code == 200 and held_sdp.media[0].direction() == "recvonly"
+    assert held_sdp.origin.session_version == original.origin.session_version + 1
+    assert held_sdp.media[0].port == original.media[0].port
+    codec_change = reinvite(pcmu_offer("127.0.0.1", 40000, formats="8"))
+    assert codec_change.status_code == 488
+    assert client.hangup().status_code == 200, "the call survives a refused re-INVITE"
