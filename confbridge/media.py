@@ -73,7 +73,7 @@ class MediaEngine:
         self.recorder = recorder
         self.loop = loop
         self.tick_period = tick_period
-        self.frame_samples = int(MIX_RATE * tick_period)
+        self.frame_samples = round(MIX_RATE * tick_period)
         self.clock: TickClock | None = None
         self._conferences: dict[str, _ConferenceMedia] = {}
         self._legs: dict[str, MediaLeg] = {}

@@ -93,6 +93,7 @@ class UserAgent:
         pending = self._invites.get(invite_id)
         if pending is None:
             raise LocalProtocolError(f"no pending INVITE {invite_id}")
+        self._now = now
         request = pending.transaction.request
         response = make_response(request, status_code, reason, to_tag=pending.to_tag, body=body)
         for name, value in headers or ():
@@ -118,6 +119,7 @@ class UserAgent:
         """
         if dialog.state is not DialogState.CONFIRMED:
             return
+        self._now = now
         if dialog.acknowledged:
             self._send_bye(dialog, EndReason.LOCAL_BYE, now)
         else:
