@@ -20,6 +20,10 @@ SIP_VERSION = r"[Ss][Ii][Pp]/\d+\.\d+"
 # Request-Line = Method SP Request-URI SP SIP-Version CRLF
 REQUEST_LINE_RE = re.compile(rf"({TOKEN}) (\S+) ({SIP_VERSION})", re.ASCII)
 
+# A request line with the wrong spacing or a bad Request-URI: not valid, but clearly a request that
+# can be answered 400 (RFC 4475 §3.1.2.7-3.1.2.10).
+LOOSE_REQUEST_LINE_RE = re.compile(rf"({TOKEN})[ \t]+(.+?)[ \t]+({SIP_VERSION})[ \t]*", re.ASCII)
+
 # Status-Line = SIP-Version SP Status-Code SP Reason-Phrase CRLF ; Status-Code = 3DIGIT
 STATUS_LINE_RE = re.compile(rf"({SIP_VERSION}) (\d{{3}})(?: (.*))?", re.ASCII | re.DOTALL)
 
@@ -69,11 +73,14 @@ def valid_host(host: str) -> bool:
 
 
 def _valid_ipv6(text: str) -> bool:
-    try:
-        ipaddress.IPv6Address(text)
-    except ValueError:
-        return False
-    return True
+    # RFC 5118 §4.10: RFC 3261's ABNF lets "2001:db8:::192.0.2.1" through; tolerate it as "::".
+    for candidate in (text, text.replace(":::", "::")):
+        try:
+            ipaddress.IPv6Address(candidate)
+        except ValueError:
+            continue
+        return True
+    return False
 
 
 def split_unquoted(text: str, separator: str) -> list[str]:

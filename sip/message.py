@@ -8,13 +8,22 @@ headers were readable, the error also carries the partly parsed request so a UAS
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 
 from .errors import SipParseError
 from .fields import CSeq, NameAddress, Via
-from .grammar import FOLDED_LINE_RE, HEADER_LINE_RE, REQUEST_LINE_RE, STATUS_LINE_RE, is_digits, split_unquoted
+from .grammar import (
+    FOLDED_LINE_RE,
+    HEADER_LINE_RE,
+    LOOSE_REQUEST_LINE_RE,
+    REQUEST_LINE_RE,
+    STATUS_LINE_RE,
+    is_digits,
+    split_unquoted,
+)
 from .headers import Headers
 from .status import reason_phrase
-from .uri import Uri, parse_uri
+from .uri import AbsoluteUri, Uri, parse_uri
 
 SIP_VERSION = "SIP/2.0"
 MANDATORY_HEADERS = ("Via", "From", "To", "Call-ID", "CSeq")
@@ -171,27 +180,58 @@ class Response(Message):
         return f"<Response {self.status_code} {self.reason}>"
 
 
-def parse_message(data: bytes) -> Request | Response:
-    """Parse one complete SIP message; raise `SipParseError` if it is not one."""
+@dataclass(frozen=True)
+class MessageLimits:
+    """Size caps for received messages; anything larger is answered 513 Message Too Large."""
+
+    max_message_bytes: int = 65535
+    max_header_fields: int = 256
+    max_header_line: int = 8192
+
+
+DEFAULT_LIMITS = MessageLimits()
+
+
+def parse_message(data: bytes, limits: MessageLimits = DEFAULT_LIMITS) -> Request | Response:
+    """Parse one complete SIP message; raise `SipParseError` if it is not one.
+
+    Once the start line is recognisably a request, every later error carries the partly parsed
+    request (`error.request`) so that a UAS can still answer it.
+    """
     data = data.lstrip(b"\r\n")
-    head, body = _split_head_and_body(data)
+    head, available = _split_head_and_body(data)
     lines = _LINE_SPLIT_RE.split(FOLDED_LINE_RE.sub(" ", head.decode(*_ENCODING)))
     start_line, header_lines = lines[0], lines[1:]
     headers = Headers()
-    for line in header_lines:
+    problems: list[SipParseError] = []
+    if len(data) > limits.max_message_bytes:
+        problems.append(SipParseError(f"Message larger than {limits.max_message_bytes} bytes", 513))
+    if len(header_lines) > limits.max_header_fields:
+        problems.append(SipParseError(f"More than {limits.max_header_fields} header fields", 513))
+    for line in header_lines[: limits.max_header_fields]:
         match = HEADER_LINE_RE.fullmatch(line)
-        if not match:
-            raise SipParseError(f"Malformed header line: {line[:60]!r}")
-        headers.add(match.group(1), match.group(2).rstrip(" \t"))
-    body = _body_by_content_length(headers, body)
+        if len(line) > limits.max_header_line:
+            problems.append(SipParseError(f"Header field longer than {limits.max_header_line} bytes", 513))
+        elif match:
+            headers.add(match.group(1), match.group(2).rstrip(" \t"))
+        else:
+            problems.append(SipParseError(f"Malformed header line: {line[:60]!r}"))
 
-    request_match = REQUEST_LINE_RE.fullmatch(start_line)
-    if request_match:
-        return _validated_request(request_match, headers, body)
     status_match = STATUS_LINE_RE.fullmatch(start_line)
     if status_match:
-        return _validated_response(status_match, headers, body)
-    raise SipParseError(f"Malformed start line: {start_line[:60]!r}")
+        if problems:
+            raise problems[0]
+        return _validated_response(status_match, headers, _body_by_content_length(headers, available))
+    request = _request_from_start_line(start_line, headers, problems)
+    try:
+        if problems:
+            raise problems[0]
+        request.body = _body_by_content_length(headers, available)
+        _validate_request(request)
+    except SipParseError as error:
+        error.request = request
+        raise
+    return request
 
 
 def _split_head_and_body(data: bytes) -> tuple[bytes, bytes]:
@@ -217,26 +257,34 @@ def _body_by_content_length(headers: Headers, available: bytes) -> bytes:
     return available[:length]
 
 
-def _validated_request(match: re.Match[str], headers: Headers, body: bytes) -> Request:
+def _request_from_start_line(start_line: str, headers: Headers, problems: list[SipParseError]) -> Request:
+    """The request a start line names; a request line that is only loosely right still yields one (for a 400)."""
+    start_problems: list[SipParseError] = []
+    match = REQUEST_LINE_RE.fullmatch(start_line)
+    if match is None:
+        match = LOOSE_REQUEST_LINE_RE.fullmatch(start_line)
+        if match is None:
+            raise SipParseError(f"Malformed start line: {start_line[:60]!r}")
+        start_problems.append(SipParseError(f"Malformed request line: {start_line[:60]!r}"))
     method, uri_text, version = match.groups()
     try:
-        uri = parse_uri(uri_text)
+        uri: Uri = parse_uri(uri_text)
     except ValueError as exc:
-        raise SipParseError(f"Malformed Request-URI: {exc}") from None
-    request = Request(method, uri, headers, body, version)
-    try:
-        if version.upper() != SIP_VERSION:
-            raise SipParseError(f"SIP version {version} not supported", 505)
-        _check_common_headers(request)
-        if request.cseq.method != method:
-            raise SipParseError("CSeq method does not match the request method")
-        max_forwards = headers.get("Max-Forwards")
-        if max_forwards is not None and (not is_digits(max_forwards.strip()) or int(max_forwards) > 255):
-            raise SipParseError("Malformed Max-Forwards header")
-    except SipParseError as error:
-        error.request = request
-        raise
-    return request
+        start_problems.append(SipParseError(f"Malformed Request-URI: {exc}"))
+        uri = AbsoluteUri("invalid", uri_text)
+    problems[:0] = start_problems
+    return Request(method, uri, headers, b"", version)
+
+
+def _validate_request(request: Request) -> None:
+    if request.version.upper() != SIP_VERSION:
+        raise SipParseError(f"SIP version {request.version} not supported", 505)
+    _check_common_headers(request)
+    if request.cseq.method != request.method:
+        raise SipParseError("CSeq method does not match the request method")
+    max_forwards = request.headers.get("Max-Forwards")
+    if max_forwards is not None and (not is_digits(max_forwards.strip()) or int(max_forwards) > 255):
+        raise SipParseError("Malformed Max-Forwards header")
 
 
 def _validated_response(match: re.Match[str], headers: Headers, body: bytes) -> Response:

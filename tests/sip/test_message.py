@@ -317,12 +317,7 @@ def test_lower_case_version_is_accepted() -> None:
         b"\x00\xff\xfe garbage \x01",
         b"hello world\r\n\r\n",
         b"INVITE sip:b@example.com SIP/2.0\r\nVia: x",
-        b"INVITE  sip:b@example.com SIP/2.0\r\n\r\n",
         b"INVITE sip:b@example.com\r\n\r\n",
-        b"OPTIONS sip:b@example.com SIP/2.0\r\nno colon here\r\n\r\n",
-        b"OPTIONS sip:b@example.com SIP/2.0\r\nBad Name: x\r\n\r\n",
-        b"OPTIONS sip:a b SIP/2.0\r\n\r\n",
-        b"OPTIONS <sip:b@example.com> SIP/2.0\r\n\r\n",
         b"SIP/2.0 20 OK\r\n\r\n",
         b"SIP/2.0 OK\r\n\r\n",
     ],
@@ -333,6 +328,27 @@ def test_garbage_raises_without_request(data: bytes) -> None:
     assert info.value.request is None
     assert info.value.status_code == 400
     assert isinstance(info.value, RemoteProtocolError)
+
+
+@pytest.mark.parametrize(
+    ("data", "method", "reason"),
+    [
+        (b"INVITE  sip:b@example.com SIP/2.0\r\n", "INVITE", "Malformed request line"),
+        (b"OPTIONS sip:a b SIP/2.0\r\n", "OPTIONS", "Malformed request line"),
+        (b"OPTIONS <sip:b@example.com> SIP/2.0\r\n", "OPTIONS", "Malformed Request-URI"),
+        (b"OPTIONS sip:b@example.com SIP/2.0\r\nno colon here\r\n", "OPTIONS", "Malformed header line"),
+        (b"OPTIONS sip:b@example.com SIP/2.0\r\nBad Name: x\r\n", "OPTIONS", "Malformed header line"),
+    ],
+)
+def test_broken_requests_that_are_still_requests_carry_the_request_for_a_400(data: bytes, method: str,
+                                                                            reason: str) -> None:
+    head = data + b"Via: SIP/2.0/UDP h;branch=z9hG4bK1\r\nFrom: <sip:a@h>;tag=1\r\nTo: <sip:b@h>\r\n"
+    head += b"Call-ID: c1\r\nCSeq: 1 " + method.encode() + b"\r\n\r\n"
+    with pytest.raises(SipParseError) as info:
+        parse_message(head)
+    assert info.value.status_code == 400 and str(info.value).startswith(reason)
+    assert info.value.request is not None and info.value.request.method == method
+    assert info.value.request.call_id == "c1"
 
 
 @pytest.mark.parametrize("extra", ["Content-Length: \u00b2", "Max-Forwards: \u00b2"])
