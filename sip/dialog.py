@@ -1,8 +1,10 @@
-"""SIP dialogs (RFC 3261 §12): the state two user agents share for the length of a call."""
+"""SIP dialogs (RFC 3261 §12): the state two user agents share for the length of a call, and how
+in-dialog requests are addressed and routed (§12.2.1.1, §16.12 loose and strict routing)."""
 
 from __future__ import annotations
 
 import enum
+import ipaddress
 import secrets
 from dataclasses import dataclass, field
 
@@ -10,12 +12,13 @@ from .fields import NameAddress
 from .grammar import MAGIC_COOKIE
 from .headers import Headers
 from .message import Request
-from .transactions import Address
-from .uri import Uri
+from .session_timer import SessionTimer
+from .transport import TCP, TLS, UDP, Peer
+from .uri import SipUri, Uri
 
 
 class DialogState(enum.Enum):
-    """Dialog life (the early state is not used by a UAS that answers at once)."""
+    """Dialog life (dialogs are created confirmed: early dialogs are not kept)."""
 
     CONFIRMED = "confirmed"
     TERMINATING = "terminating"
@@ -28,6 +31,8 @@ class EndReason(enum.Enum):
     REMOTE_BYE = "remote hung up"
     LOCAL_BYE = "we hung up"
     NO_ACK = "the 2xx was never acknowledged"
+    SESSION_EXPIRED = "the session timer expired"
+    TRANSPORT_ERROR = "the peer could not be reached"
 
 
 DialogId = tuple[str, str, str]
@@ -44,9 +49,14 @@ def new_branch() -> str:
     return MAGIC_COOKIE + secrets.token_hex(8)
 
 
+def new_call_id(host: str) -> str:
+    """A globally unique Call-ID."""
+    return f"{secrets.token_hex(12)}@{host.strip('[]')}"
+
+
 @dataclass(eq=False)
 class Dialog:
-    """One dialog as the UAS created it from an INVITE and its 2xx (§12.1.1)."""
+    """One dialog, created by us as UAS (from an INVITE we answered) or as UAC (from a 2xx we got)."""
 
     call_id: str
     local_tag: str
@@ -56,23 +66,30 @@ class Dialog:
     remote_target: Uri
     route_set: list[str]
     remote_cseq: int
-    peer: Address
-    """Where in-dialog requests go: the address the peer's requests come from (works through NAT)."""
+    peer: Peer
+    """The flow the dialog's requests arrive on; where requests go when the route set and target don't say."""
+    is_uac: bool = False
     local_cseq: int = field(default_factory=lambda: secrets.randbelow(2**16) + 1)
     state: DialogState = DialogState.CONFIRMED
     acknowledged: bool = False
     end_reason: EndReason | None = None
+    local_sdp: bytes = b""
+    """Our current session description (what a refresh re-INVITE offers again)."""
+    remote_allow: frozenset[str] = frozenset()
+    session_timer: SessionTimer | None = None
 
     @property
     def id(self) -> DialogId:
         """The dialog identifier (§12)."""
         return (self.call_id, self.local_tag, self.remote_tag)
 
-    def create_request(self, method: str, via_host: str, via_port: int, user_agent: str | None = None) -> Request:
-        """A new in-dialog request with the next local CSeq, a fresh branch and the route set (§12.2.1.1)."""
-        self.local_cseq += 1
+    def create_request(self, method: str, user_agent: str | None = None, *, cseq: int | None = None) -> Request:
+        """A new in-dialog request (without Via: the sender adds it) with the next local CSeq and the route set."""
+        if cseq is None:
+            self.local_cseq += 1
+            cseq = self.local_cseq
+        request_uri, routes = self.request_target()
         headers = Headers()
-        headers.add("Via", f"SIP/2.0/UDP {via_host}:{via_port};branch={new_branch()};rport")
         headers.add("Max-Forwards", "70")
         local = self.local_party.copy()
         local.params.set("tag", self.local_tag)
@@ -81,9 +98,46 @@ class Dialog:
         headers.add("From", str(local))
         headers.add("To", str(remote))
         headers.add("Call-ID", self.call_id)
-        headers.add("CSeq", f"{self.local_cseq} {method}")
-        for route in self.route_set:
+        headers.add("CSeq", f"{cseq} {method}")
+        for route in routes:
             headers.add("Route", route)
         if user_agent:
             headers.add("User-Agent", user_agent)
-        return Request(method, self.remote_target, headers)
+        return Request(method, request_uri, headers)
+
+    def request_target(self) -> tuple[Uri, list[str]]:
+        """Request-URI and Route headers for an in-dialog request (loose or strict routing, §12.2.1.1)."""
+        if not self.route_set:
+            return self.remote_target, []
+        first = NameAddress.parse(self.route_set[0])
+        if isinstance(first.uri, SipUri) and "lr" not in first.uri.params:
+            strict = first.uri.copy()
+            for name in ("method", "maddr", "ttl", "transport", "lr"):
+                strict.params.remove(name)
+            return strict, [*self.route_set[1:], f"<{self.remote_target}>"]
+        return self.remote_target, list(self.route_set)
+
+    def next_hop(self) -> Peer:
+        """Where an in-dialog request goes: the first route, else the remote target, else the flow.
+
+        A remote target on another address than the flow (a private Contact behind NAT) loses to the flow.
+        """
+        if self.route_set:
+            uri: Uri = NameAddress.parse(self.route_set[0]).uri
+        else:
+            uri = self.remote_target
+        if not isinstance(uri, SipUri) or not _is_ip(uri.host):
+            return self.peer
+        host, port = uri.host_and_port()
+        if not self.route_set and host != self.peer.host:
+            return self.peer
+        transport = {"tcp": TCP, "tls": TLS, "udp": UDP}.get(uri.transport or "", TLS if uri.secure else None)
+        return Peer(transport or self.peer.transport, (host, port))
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return False
+    return True

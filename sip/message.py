@@ -235,13 +235,12 @@ def parse_message(data: bytes, limits: MessageLimits = DEFAULT_LIMITS) -> Reques
 
 
 def _split_head_and_body(data: bytes) -> tuple[bytes, bytes]:
-    end = data.find(b"\r\n\r\n")
-    if end >= 0:
-        return data[:end], data[end + 4 :]
-    end = data.find(b"\n\n")
-    if end >= 0:
-        return data[:end], data[end + 2 :]
-    raise SipParseError("Missing empty line after the header fields")
+    """Header section and the rest, split at the first blank line (CRLF CRLF, or a bare LF LF)."""
+    ends = [(index, len(marker)) for marker in (b"\r\n\r\n", b"\n\n") if (index := data.find(marker)) >= 0]
+    if not ends:
+        raise SipParseError("Missing empty line after the header fields")
+    end, size = min(ends)
+    return data[:end], data[end + size :]
 
 
 def _body_by_content_length(headers: Headers, available: bytes) -> bytes:

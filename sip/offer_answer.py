@@ -59,13 +59,13 @@ class AudioNegotiation:
     telephone_event_fmtp: str | None
     remote_host: str
     remote_port: int
-    offer_direction: str
+    remote_direction: str
     remote_ptime: int | None
 
     @property
     def answer_direction(self) -> str:
-        """Our direction in the answer, mirroring the offer's (RFC 3264 §6.1)."""
-        return {"sendonly": "recvonly", "recvonly": "sendonly"}.get(self.offer_direction, self.offer_direction)
+        """Our direction in an answer, mirroring the offer's (RFC 3264 §6.1)."""
+        return {"sendonly": "recvonly", "recvonly": "sendonly"}.get(self.remote_direction, self.remote_direction)
 
 
 def _payload_names(media: Media) -> dict[int, tuple[str, int, int]]:
@@ -75,7 +75,10 @@ def _payload_names(media: Media) -> dict[int, tuple[str, int, int]]:
 
 
 def negotiate_audio(offer: SessionDescription, supported: Sequence[CodecSpec]) -> AudioNegotiation:
-    """Choose the audio stream and codec to answer with; raise OfferAnswerError if none fits."""
+    """Choose the audio stream and codec of an offer (or read them from an answer to our offer).
+
+    Raises OfferAnswerError when no audio stream carries a supported codec.
+    """
     for index, media in enumerate(offer.media):
         if media.kind != "audio" or media.port == 0 or media.proto.upper() not in AUDIO_PROFILES:
             continue
@@ -88,6 +91,9 @@ def negotiate_audio(offer: SessionDescription, supported: Sequence[CodecSpec]) -
             raise SdpParseError("SDP offer has no connection address")
         telephone_event = _telephone_event(media, names, codec.clock_rate)
         ptime = media.attribute("ptime")
+        direction = media.direction(offer.direction())
+        if connection.host in ("0.0.0.0", "::"):
+            direction = "inactive"  # RFC 2543 hold (RFC 3264 §8.4)
         return AudioNegotiation(
             media_index=index,
             codec=codec,
@@ -96,7 +102,7 @@ def negotiate_audio(offer: SessionDescription, supported: Sequence[CodecSpec]) -
             telephone_event_fmtp=media.fmtp().get(telephone_event) if telephone_event is not None else None,
             remote_host=connection.host,
             remote_port=media.port,
-            offer_direction=media.direction(offer.direction()),
+            remote_direction=direction,
             remote_ptime=int(ptime) if ptime and is_digits(ptime) else None,
         )
     raise OfferAnswerError("No supported audio codec offered")
@@ -146,3 +152,28 @@ def build_answer(offer: SessionDescription, negotiation: AudioNegotiation, *, ad
         media.attributes.append((negotiation.answer_direction, None))
         answer.media.append(media)
     return answer
+
+
+TELEPHONE_EVENT_PAYLOAD_TYPE = 101
+
+
+def build_offer(*, address: str, port: int, origin: Origin, codecs: Sequence[CodecSpec],
+                direction: str = "sendrecv") -> SessionDescription:
+    """Our SDP offer: one audio stream with every codec we support, in our order, and telephone-event."""
+    addrtype = "IP6" if ":" in address else "IP4"
+    offer = SessionDescription(origin=origin, session_name="confbridge", connection=Connection(address, addrtype))
+    media = Media("audio", port, AUDIO_PROFILES[0], [])
+    dynamic = 96
+    for codec in codecs:
+        payload_type = codec.static_payload_type
+        if payload_type is None:
+            payload_type, dynamic = dynamic, dynamic + 1
+        channels = f"/{codec.channels}" if codec.channels != 1 else ""
+        media.formats.append(str(payload_type))
+        media.attributes.append(("rtpmap", f"{payload_type} {codec.name}/{codec.clock_rate}{channels}"))
+    te = TELEPHONE_EVENT_PAYLOAD_TYPE
+    media.formats.append(str(te))
+    media.attributes.extend([("rtpmap", f"{te} telephone-event/8000"), ("fmtp", f"{te} 0-16"), ("ptime", "20"),
+                             (direction, None)])
+    offer.media.append(media)
+    return offer

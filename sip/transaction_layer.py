@@ -1,45 +1,54 @@
 """The transaction layer (RFC 3261 §17-18): parse, match to transactions, answer what cannot be parsed.
 
-Sans-IO: `receive(data, source, now)` takes one datagram; outgoing datagrams queue up for
-`datagrams_to_send()`; `get_timer()` / `handle_timer(now)` drive every transaction's timers through
-one heap. What matters to the layer above goes to its `TransactionLayerUser` callbacks.
+Sans-IO: `receive(data, source, now)` takes one message from a peer (a UDP datagram, or a message
+framed off a TCP/TLS stream); outgoing messages queue up for `messages_to_send()`; `get_timer()` /
+`handle_timer(now)` drive every transaction's timers through one deadline heap. What matters to the
+layer above goes to its `TransactionLayerUser` callbacks.
+
+Bad input never escapes as an exception: a malformed request that can still be answered gets its
+400/505/513 statelessly, anything else is dropped and logged. The number of live transactions is
+capped so that a flood cannot grow memory without bound (503 beyond the cap).
 """
 
 from __future__ import annotations
 
-import heapq
-import itertools
 import logging
 from typing import Protocol
 
+from .deadlines import DeadlineHeap
 from .errors import RemoteProtocolError, SipParseError
 from .grammar import MAGIC_COOKIE
-from .message import Request, Response, make_response, parse_message
+from .message import DEFAULT_LIMITS, MessageLimits, Request, Response, make_response, parse_message
 from .timers import TimerConfig
-from .transactions import Address, Kind, State, Transaction
+from .transactions import Kind, State, Transaction
+from .transport import TCP, UDP, UDP_SIZE_LIMIT, Peer
 
 logger = logging.getLogger(__name__)
 
 ServerKey = tuple[str, ...]
+DEFAULT_MAX_TRANSACTIONS = 20000
 
 
 class TransactionLayerUser(Protocol):
     """Callbacks from the transaction layer to the transaction user (the UA core)."""
 
-    def request_received(self, request: Request, source: Address, transaction: Transaction) -> None:
+    def request_received(self, request: Request, source: Peer, transaction: Transaction) -> None:
         """A new request (not ACK) created `transaction`; the TU must answer through it."""
 
-    def ack_received(self, ack: Request, source: Address, transaction: Transaction | None) -> None:
+    def ack_received(self, ack: Request, source: Peer, transaction: Transaction | None) -> None:
         """An ACK for a 2xx (transaction is its INVITE's, if still Accepted) or a stray ACK."""
 
     def response_received(self, response: Response, transaction: Transaction) -> None:
         """A response for one of our client transactions."""
 
-    def stray_response(self, response: Response, source: Address) -> None:
+    def stray_response(self, response: Response, source: Peer) -> None:
         """A response that matched no client transaction (a retransmitted 2xx to an INVITE, say)."""
 
     def transaction_failed(self, transaction: Transaction, reason: str) -> None:
         """A transaction timed out, was never acknowledged, or hit a transport error."""
+
+    def transaction_terminated(self, transaction: Transaction) -> None:
+        """A transaction is over (after any failure report) and has been forgotten."""
 
 
 def server_key(request: Request) -> ServerKey:
@@ -48,7 +57,7 @@ def server_key(request: Request) -> ServerKey:
     method = "INVITE" if request.method == "ACK" else request.method
     branch = via.branch or ""
     host, port = via.sent_by
-    if branch.startswith(MAGIC_COOKIE):
+    if branch.startswith(MAGIC_COOKIE) and len(branch) > len(MAGIC_COOKIE):
         return (branch, host, str(port), method)
     # RFC 2543 peers: no unique branch, fall back to the dialog and sequence identifiers.
     from_tag = request.from_address.tag or ""
@@ -61,29 +70,32 @@ def client_key(branch: str, method: str) -> tuple[str, str]:
 
 
 class TransactionLayer:
-    """All transactions of one SIP endpoint, fed datagrams and time."""
+    """All transactions of one SIP endpoint, fed messages and time."""
 
-    def __init__(self, user: TransactionLayerUser, config: TimerConfig | None = None,
-                 server_header: str | None = None) -> None:
+    def __init__(self, user: TransactionLayerUser, config: TimerConfig | None = None, *,
+                 server_header: str | None = None, limits: MessageLimits = DEFAULT_LIMITS,
+                 max_transactions: int = DEFAULT_MAX_TRANSACTIONS, tcp_available: bool = False) -> None:
         self.user = user
         self.config = config or TimerConfig()
         self.server_header = server_header
+        self.limits = limits
+        self.max_transactions = max_transactions
+        self.tcp_available = tcp_available
+        self.dropped = 0
         self._server: dict[ServerKey, Transaction] = {}
         self._client: dict[tuple[str, str], Transaction] = {}
         self._accepted_invites: dict[tuple[str, int], Transaction] = {}
-        self._outgoing: list[tuple[bytes, Address]] = []
-        self._heap: list[tuple[float, int, Transaction]] = []
-        self._scheduled: dict[Transaction, float] = {}
-        self._counter = itertools.count()
+        self._outgoing: list[tuple[bytes, Peer]] = []
+        self._timers: DeadlineHeap[Transaction] = DeadlineHeap()
 
     # -- network input ----------------------------------------------------------------------------
 
-    def receive(self, data: bytes, source: Address, now: float) -> None:
-        """Feed one datagram received from `source`."""
+    def receive(self, data: bytes, source: Peer, now: float) -> None:
+        """Feed one message received from `source`."""
         if not data.strip(b"\r\n"):
             return  # keep-alive CRLFs (RFC 5626 §3.5.1)
         try:
-            message = parse_message(data)
+            message = parse_message(data, self.limits)
         except SipParseError as error:
             self._answer_unparseable(error, source)
             return
@@ -92,23 +104,33 @@ class TransactionLayer:
         else:
             self._receive_response(message, source, now)
 
-    def _answer_unparseable(self, error: SipParseError, source: Address) -> None:
+    def answer_framing_error(self, head: bytes, status_code: int, reason: str, source: Peer) -> None:
+        """A stream could not be framed: answer the request whose header section we have, if any."""
+        error = SipParseError(reason, status_code)
+        try:
+            message = parse_message(head.rstrip(b"\r\n") + b"\r\n\r\n", self.limits)
+            error.request = message if isinstance(message, Request) else None
+        except SipParseError as parse_error:
+            error.request = parse_error.request
+        self._answer_unparseable(error, source)
+
+    def _answer_unparseable(self, error: SipParseError, source: Peer) -> None:
+        self.dropped += 1
         request = error.request
         if request is None or request.method == "ACK":
-            logger.info("dropped unparseable message from %s:%s: %s", source[0], source[1], error)
+            logger.info("dropped unparseable message from %s: %s", source, error)
             return
         try:
             response = make_response(request, error.status_code, error.reason)
             self._stamp(response)
             data = response.to_bytes()
         except RemoteProtocolError:
-            logger.info("dropped unanswerable request from %s:%s: %s", source[0], source[1], error)
+            logger.info("dropped unanswerable request from %s: %s", source, error)
             return
-        logger.info("answered %d to malformed %s from %s:%s: %s", error.status_code, request.method,
-                    source[0], source[1], error)
+        logger.info("answered %d to malformed %s from %s: %s", error.status_code, request.method, source, error)
         self._outgoing.append((data, source))
 
-    def _receive_request(self, request: Request, source: Address, now: float) -> None:
+    def _receive_request(self, request: Request, source: Peer, now: float) -> None:
         self._mark_received(request, source)
         key = server_key(request)
         transaction = self._server.get(key)
@@ -124,24 +146,32 @@ class TransactionLayer:
                 return
             self.user.ack_received(request, source, None)
             return
+        if len(self._server) + len(self._client) >= self.max_transactions:
+            self.dropped += 1
+            logger.warning("transaction table full (%d): 503 to %s from %s", self.max_transactions,
+                           request.method, source)
+            response = make_response(request, 503, "Service Unavailable")
+            response.headers.add("Retry-After", "5")
+            self.send_stateless(response, source)
+            return
         kind = Kind.INVITE_SERVER if request.method == "INVITE" else Kind.NON_INVITE_SERVER
-        transaction = Transaction(kind, key, request, source, reliable=False, config=self.config, user=self)
+        transaction = Transaction(kind, key, request, source, config=self.config, user=self)
         self._server[key] = transaction
         self.user.request_received(request, source, transaction)
         self._after(transaction)
 
     @staticmethod
-    def _mark_received(request: Request, source: Address) -> None:
+    def _mark_received(request: Request, source: Peer) -> None:
         """§18.2.1 and RFC 3581: record where the request really came from in its top Via."""
         top = request.top_via
         wants_rport = "rport" in top.params
-        if wants_rport or top.host.strip("[]") != source[0]:
-            top.params.set("received", source[0])
+        if wants_rport or top.host.strip("[]") != source.host:
+            top.params.set("received", source.host)
             if wants_rport:
-                top.params.set("rport", str(source[1]))
+                top.params.set("rport", str(source.address[1]))
             request.set_top_via(top)
 
-    def _receive_response(self, response: Response, source: Address, now: float) -> None:
+    def _receive_response(self, response: Response, source: Peer, now: float) -> None:
         branch = response.top_via.branch or ""
         transaction = self._client.get(client_key(branch, response.cseq.method))
         if transaction is None:
@@ -160,26 +190,44 @@ class TransactionLayer:
             self._accepted_invites[(transaction.request.call_id, transaction.request.cseq.number)] = transaction
         self._after(transaction)
 
-    def send_request(self, request: Request, destination: Address, now: float) -> Transaction:
-        """Start a client transaction for `request` (its top Via must carry a fresh branch)."""
+    def send_request(self, request: Request, destination: Peer, now: float) -> Transaction:
+        """Start a client transaction for `request` (its top Via must carry a fresh branch).
+
+        A request too large for UDP goes over TCP instead (§18.1.1), with its Via rewritten to say so.
+        """
+        if destination.transport == UDP and self.tcp_available and len(request.to_bytes()) > UDP_SIZE_LIMIT:
+            via = request.top_via
+            via.transport = TCP
+            request.set_top_via(via)
+            destination = Peer(TCP, destination.address)
         branch = request.top_via.branch or ""
         kind = Kind.INVITE_CLIENT if request.method == "INVITE" else Kind.NON_INVITE_CLIENT
         key = client_key(branch, request.method)
-        transaction = Transaction(kind, key, request, destination, reliable=False, config=self.config, user=self)
+        transaction = Transaction(kind, key, request, destination, config=self.config, user=self)
         self._client[key] = transaction
         transaction.start(now)
         self._after(transaction)
         return transaction
 
-    def send_stateless(self, message: Request | Response, destination: Address) -> None:
-        """Send a message outside any transaction (the ACK for a 2xx)."""
+    def send_stateless(self, message: Request | Response, destination: Peer) -> None:
+        """Send a message outside any transaction (the ACK for a 2xx, a 503 under overload)."""
         if isinstance(message, Response):
             self._stamp(message)
-        self._outgoing.append((message.to_bytes(), destination))
+        self.send_raw(message.to_bytes(), destination)
+
+    def send_raw(self, data: bytes, destination: Peer) -> None:
+        """Send bytes already serialized (an ACK sent again for a retransmitted 2xx)."""
+        self._outgoing.append((data, destination))
 
     def server_transaction(self, key: ServerKey) -> Transaction | None:
         """The live server transaction with this key, if any."""
         return self._server.get(key)
+
+    def transport_failed(self, peer: Peer, now: float) -> None:
+        """Messages to `peer` cannot be delivered (a refused or broken connection)."""
+        for transaction in [t for t in (*self._client.values(), *self._server.values()) if t.peer == peer]:
+            transaction.transport_error(now)
+            self._after(transaction)
 
     def _stamp(self, response: Response) -> None:
         if self.server_header and "Server" not in response.headers:
@@ -187,27 +235,18 @@ class TransactionLayer:
 
     # -- output and time --------------------------------------------------------------------------
 
-    def datagrams_to_send(self) -> list[tuple[bytes, Address]]:
+    def messages_to_send(self) -> list[tuple[bytes, Peer]]:
         """Everything queued for transmission since the last call, in order."""
         outgoing, self._outgoing = self._outgoing, []
         return outgoing
 
     def get_timer(self) -> float | None:
         """When `handle_timer` next has work, or None."""
-        while self._heap:
-            deadline, _, transaction = self._heap[0]
-            if self._scheduled.get(transaction) == deadline:
-                return deadline
-            heapq.heappop(self._heap)
-        return None
+        return self._timers.next_deadline()
 
     def handle_timer(self, now: float) -> None:
         """Run every transaction timer that is due."""
-        while self._heap and self._heap[0][0] <= now:
-            deadline, _, transaction = heapq.heappop(self._heap)
-            if self._scheduled.get(transaction) != deadline:
-                continue
-            del self._scheduled[transaction]
+        for transaction in self._timers.pop_due(now):
             transaction.handle_timer(now)
             self._after(transaction)
 
@@ -216,27 +255,24 @@ class TransactionLayer:
 
     def _after(self, transaction: Transaction) -> None:
         """Re-schedule a transaction after it changed, or forget it once it terminated."""
-        if transaction.terminated:
-            self._scheduled.pop(transaction, None)
-            if transaction.is_client:
-                self._client.pop(transaction.key, None)  # type: ignore[arg-type]
-            else:
-                self._server.pop(transaction.key, None)
-                request = transaction.request
-                ident = (request.call_id, request.cseq.number)
-                if self._accepted_invites.get(ident) is transaction:
-                    del self._accepted_invites[ident]
+        if not transaction.terminated:
+            self._timers.schedule(transaction, transaction.get_timer())
             return
-        deadline = transaction.get_timer()
-        if deadline is None:
-            self._scheduled.pop(transaction, None)
-        elif self._scheduled.get(transaction) != deadline:
-            self._scheduled[transaction] = deadline
-            heapq.heappush(self._heap, (deadline, next(self._counter), transaction))
+        self._timers.schedule(transaction, None)
+        if transaction.is_client:
+            if self._client.pop(transaction.key, None) is None:  # type: ignore[arg-type]
+                return
+        else:
+            if self._server.pop(transaction.key, None) is None:
+                return
+            ident = (transaction.request.call_id, transaction.request.cseq.number)
+            if self._accepted_invites.get(ident) is transaction:
+                del self._accepted_invites[ident]
+        self.user.transaction_terminated(transaction)
 
     # -- TransactionUser (called by transactions) -------------------------------------------------
 
-    def transmit(self, data: bytes, destination: Address, transaction: Transaction) -> None:
+    def transmit(self, data: bytes, destination: Peer, transaction: Transaction) -> None:
         """Queue bytes from a transaction."""
         self._outgoing.append((data, destination))
 

@@ -30,8 +30,7 @@ from .errors import LocalProtocolError
 from .headers import Headers
 from .message import Request, Response
 from .timers import TimerConfig
-
-Address = tuple[str, int]
+from .transport import Peer
 
 
 class Kind(enum.Enum):
@@ -224,7 +223,7 @@ _RETRANSMIT_TIMERS = frozenset({Input.TIMER_A, Input.TIMER_E, Input.TIMER_G})
 class TransactionUser(Protocol):
     """What a transaction needs from the layer above it: a way out, and someone to tell."""
 
-    def transmit(self, data: bytes, destination: Address, transaction: Transaction) -> None:
+    def transmit(self, data: bytes, destination: Peer, transaction: Transaction) -> None:
         """Send bytes towards `destination`."""
 
     def response_received(self, transaction: Transaction, response: Response) -> None:
@@ -249,13 +248,13 @@ def response_input(status_code: int, sending: bool) -> Input:
 class Transaction:
     """One transaction: a state, its timers, and the last message it sent (for retransmission)."""
 
-    def __init__(self, kind: Kind, key: tuple[str, ...], request: Request, peer: Address, *, reliable: bool,
-                 config: TimerConfig, user: TransactionUser) -> None:
+    def __init__(self, kind: Kind, key: tuple[str, ...], request: Request, peer: Peer, *, config: TimerConfig,
+                 user: TransactionUser) -> None:
         self.kind = kind
         self.key = key
         self.request = request
         self.peer = peer
-        self.reliable = reliable
+        self.reliable = peer.reliable
         self.config = config
         self.user = user
         self.state = INITIAL_STATE[kind]

@@ -6,13 +6,14 @@ import secrets
 from dataclasses import dataclass, field
 
 
-def pcmu_offer(host: str, port: int, formats: str = "0 101", extra: str = "") -> bytes:
-    """A typical softphone SDP offer."""
+def pcmu_offer(host: str, port: int, formats: str = "0 101", extra: str = "", *, version: int = 1,
+               direction: str = "sendrecv") -> bytes:
+    """A typical softphone SDP offer; a changed offer must carry a higher `version` (RFC 3264 §8)."""
     lines = [
         "v=0",
-        f"o=tester 1234 1 IN IP4 {host}",
+        f"o=tester 1234 {version} IN IP{6 if ':' in host else 4} {host}",
         "s=-",
-        f"c=IN IP4 {host}",
+        f"c=IN IP{6 if ':' in host else 4} {host}",
         "t=0 0",
         f"m=audio {port} RTP/AVP {formats}",
         "a=rtpmap:0 PCMU/8000",
@@ -24,7 +25,7 @@ def pcmu_offer(host: str, port: int, formats: str = "0 101", extra: str = "") ->
     ]
     if extra:
         lines.append(extra)
-    lines.append("a=sendrecv")
+    lines.append(f"a={direction}")
     return ("\r\n".join(lines) + "\r\n").encode()
 
 

@@ -34,7 +34,7 @@ def test_offer_order_pcmu_first() -> None:
     assert result.remote_port == 4000
     assert result.telephone_event_payload_type is None
     assert result.telephone_event_fmtp is None
-    assert result.offer_direction == "sendrecv"
+    assert result.remote_direction == "sendrecv"
     assert result.answer_direction == "sendrecv"
     assert result.remote_ptime is None
 
@@ -191,19 +191,19 @@ def test_remote_ptime() -> None:
 )
 def test_answer_direction_mirrors_offer(offered: str, answered: str) -> None:
     result = negotiate("m=audio 4000 RTP/AVP 0", f"a={offered}")
-    assert result.offer_direction == offered
+    assert result.remote_direction == offered
     assert result.answer_direction == answered
 
 
 def test_session_level_direction_applies_when_media_has_none() -> None:
     result = negotiate("m=audio 4000 RTP/AVP 0", session="c=IN IP4 192.0.2.50\r\na=sendonly\r\n")
-    assert result.offer_direction == "sendonly"
+    assert result.remote_direction == "sendonly"
     assert result.answer_direction == "recvonly"
 
 
 def test_media_level_direction_overrides_session_level() -> None:
     result = negotiate("m=audio 4000 RTP/AVP 0", "a=recvonly", session="c=IN IP4 192.0.2.50\r\na=inactive\r\n")
-    assert result.offer_direction == "recvonly"
+    assert result.remote_direction == "recvonly"
     assert result.answer_direction == "sendonly"
 
 

@@ -12,10 +12,11 @@ from sip.errors import LocalProtocolError
 from sip.message import Request, Response, make_response, parse_message
 from sip.timers import TimerConfig
 from sip.transactions import TABLE, Kind, State, Transaction
+from sip.transport import TCP, UDP, Peer
 from tests.helpers.sip_messages import CallParty
 
 T1, T2, T4 = 0.5, 4.0, 5.0
-PEER = ("192.0.2.10", 5070)
+PEER_ADDRESS = ("192.0.2.10", 5070)
 
 
 class Recorder:
@@ -28,8 +29,8 @@ class Recorder:
         self.failures: list[str] = []
         self.now = 0.0
 
-    def transmit(self, data: bytes, destination: tuple[str, int], transaction: Transaction) -> None:
-        assert destination == PEER
+    def transmit(self, data: bytes, destination: Peer, transaction: Transaction) -> None:
+        assert destination.address == PEER_ADDRESS
         self.sent.append((self.now, data))
 
     def response_received(self, transaction: Transaction, response: Response) -> None:
@@ -66,16 +67,18 @@ def run_until(transaction: Transaction, user: Recorder, end: float) -> None:
 def server(kind: Kind, reliable: bool = False) -> tuple[Transaction, Recorder]:
     user = Recorder()
     method = "INVITE" if kind is Kind.INVITE_SERVER else "OPTIONS"
-    tx = Transaction(kind, ("key",), request(method), PEER, reliable=reliable, config=TimerConfig(T1, T2, T4),
-                     user=user)
+    tx = Transaction(kind, ("key",), request(method), peer(reliable), config=TimerConfig(T1, T2, T4), user=user)
     return tx, user
+
+
+def peer(reliable: bool) -> Peer:
+    return Peer(TCP if reliable else UDP, PEER_ADDRESS)
 
 
 def client(kind: Kind, reliable: bool = False) -> tuple[Transaction, Recorder]:
     user = Recorder()
     method = "INVITE" if kind is Kind.INVITE_CLIENT else "BYE"
-    tx = Transaction(kind, ("key",), request(method), PEER, reliable=reliable, config=TimerConfig(T1, T2, T4),
-                     user=user)
+    tx = Transaction(kind, ("key",), request(method), peer(reliable), config=TimerConfig(T1, T2, T4), user=user)
     tx.start(0.0)
     return tx, user
 
