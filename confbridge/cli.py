@@ -9,7 +9,10 @@ import signal
 import sys
 from pathlib import Path
 
-from .config import ServerConfig, parse_port_range
+from sip.digest import Credentials
+from sip.timers import TimerConfig
+
+from .config import ServerConfig, parse_credentials, parse_port_range
 from .server import Server
 
 
@@ -29,6 +32,25 @@ def build_parser() -> argparse.ArgumentParser:
                        help="database and recordings folder (default ./confbridge-data)")
     serve.add_argument("--token", default=None,
                        help="REST token of the default customer (default: generated and kept in the data dir)")
+    serve.add_argument("--tls-port", type=int, default=None, help="SIP over TLS port (needs --tls-cert/--tls-key)")
+    serve.add_argument("--tls-cert", type=Path, default=None, help="TLS certificate chain (PEM)")
+    serve.add_argument("--tls-key", type=Path, default=None, help="TLS private key (PEM)")
+    serve.add_argument("--sip-t1", type=float, default=0.5, help="RFC 3261 T1 in seconds (default 0.5)")
+    serve.add_argument("--sip-t2", type=float, default=4.0, help="RFC 3261 T2 in seconds (default 4)")
+    serve.add_argument("--sip-t4", type=float, default=5.0, help="RFC 3261 T4 in seconds (default 5)")
+    serve.add_argument("--user-agent", default="confbridge", help="Server/User-Agent header value")
+    serve.add_argument("--tcp-idle-timeout", type=float, default=600.0,
+                       help="close SIP TCP/TLS connections idle this long (seconds, default 600)")
+    serve.add_argument("--scanner-threshold", type=int, default=10,
+                       help="requests for unknown users from one address before it is throttled (0: off)")
+    serve.add_argument("--scanner-window", type=float, default=60.0, help="seconds those requests are counted over")
+    serve.add_argument("--scanner-block", type=float, default=300.0, help="seconds a scanner stays throttled")
+    serve.add_argument("--answer-delay", type=float, default=0.0,
+                       help="ring (180) this many seconds before answering incoming calls (default 0)")
+    serve.add_argument("--ring-timeout", type=float, default=60.0,
+                       help="seconds a call we place may ring before it is cancelled")
+    serve.add_argument("--dialout-credentials", type=_credentials, action="append", default=[],
+                       metavar="USER:PASSWORD[@REALM]", help="digest credentials for calls we place (repeatable)")
     serve.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     return parser
 
@@ -36,6 +58,13 @@ def build_parser() -> argparse.ArgumentParser:
 def _port_range(text: str) -> tuple[int, int]:
     try:
         return parse_port_range(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _credentials(text: str) -> Credentials:
+    try:
+        return parse_credentials(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
@@ -48,7 +77,8 @@ async def serve(config: ServerConfig) -> None:
     stopping = asyncio.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stopping.set)
-    print(f"SIP:   {config.advertised_address}:{server.sip_port} (UDP)", flush=True)
+    tls = f", TLS {server.tls_port}" if server.tls_port else ""
+    print(f"SIP:   {config.advertised_address}:{server.sip_port} (UDP, TCP{tls})", flush=True)
     print(f"HTTP:  {server.http_url}", flush=True)
     print(f"Token: {server.token}", flush=True)
     print(f"Dial:  sip:direct.<direct_hash>@{config.advertised_address}:{server.sip_port}", flush=True)
@@ -60,9 +90,18 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the `confbridge` console script."""
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    config = ServerConfig(bind=args.bind, public_address=args.public_address, sip_port=args.sip_port,
-                          rtp_ports=args.rtp_ports, http_port=args.http_port, data_dir=args.data_dir,
-                          token=args.token)
+    try:
+        config = ServerConfig(
+            bind=args.bind, public_address=args.public_address, sip_port=args.sip_port, rtp_ports=args.rtp_ports,
+            http_port=args.http_port, data_dir=args.data_dir, token=args.token, user_agent=args.user_agent,
+            sip_timers=TimerConfig(args.sip_t1, args.sip_t2, args.sip_t4), tls_port=args.tls_port,
+            tls_cert=args.tls_cert, tls_key=args.tls_key, tcp_idle_timeout=args.tcp_idle_timeout,
+            scanner_threshold=args.scanner_threshold, scanner_window=args.scanner_window,
+            scanner_block=args.scanner_block, answer_delay=args.answer_delay, ring_timeout=args.ring_timeout,
+            dialout_credentials=tuple(args.dialout_credentials))
+    except ValueError as exc:
+        print(f"confbridge: {exc}", file=sys.stderr)
+        return 2
     try:
         asyncio.run(serve(config))
     except OSError as exc:

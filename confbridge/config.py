@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from sip.digest import Credentials
 from sip.timers import TimerConfig
 
 
@@ -22,8 +23,29 @@ class ServerConfig:
     token: str | None = None
     """REST token of the default customer; generated and stored in the data dir when None."""
     user_agent: str = "confbridge"
+    """The Server / User-Agent header value."""
     sip_timers: TimerConfig = field(default_factory=TimerConfig)
+    tls_port: int | None = None
+    """SIP over TLS (with `tls_cert` and `tls_key`); off when None."""
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    tcp_idle_timeout: float = 600.0
+    """Stream connections without traffic for this long are closed."""
+    scanner_threshold: int = 10
+    """Requests for unknown users from one address within `scanner_window` before it is throttled (0: never)."""
+    scanner_window: float = 60.0
+    scanner_block: float = 300.0
+    answer_delay: float = 0.0
+    """Ring (180) this long before answering an incoming call; 0 answers at once."""
+    ring_timeout: float = 60.0
+    """How long a call we place may ring before we CANCEL it."""
+    dialout_credentials: tuple[Credentials, ...] = ()
+    """Digest credentials for 401/407 challenges to calls we place."""
     tick_period: float = 0.020
+
+    def __post_init__(self) -> None:
+        if self.tls_port is not None and (self.tls_cert is None or self.tls_key is None):
+            raise ValueError("a TLS port needs --tls-cert and --tls-key")
 
     @property
     def advertised_address(self) -> str:
@@ -40,3 +62,12 @@ def parse_port_range(text: str) -> tuple[int, int]:
     if not 1024 <= low < high <= 65535:
         raise ValueError(f"port range {text!r} must lie within 1024-65535 with LOW < HIGH")
     return low, high
+
+
+def parse_credentials(text: str) -> Credentials:
+    """Parse `USER:PASSWORD` or `USER:PASSWORD@REALM` (the password may not contain '@')."""
+    secret, at, realm = text.rpartition("@") if "@" in text else (text, "", "")
+    user, colon, password = secret.partition(":")
+    if not colon or not user:
+        raise ValueError(f"expected USER:PASSWORD[@REALM], got {text!r}")
+    return Credentials(user, password, realm if at else None)

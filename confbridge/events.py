@@ -85,8 +85,12 @@ class EventBus:
 
     def publish(self, event_type: str, resource: Resource) -> Event:
         """Publish `event_type` with the resource's current representation."""
-        event = Event(event_type, resource.to_json(), resource.customer_id)
         logger.debug("event %s %s", event_type, resource.id)
+        return self.publish_data(event_type, resource.to_json(), resource.customer_id)
+
+    def publish_data(self, event_type: str, data: dict[str, Any], customer_id: str) -> Event:
+        """Publish an event that is not a resource snapshot (a DTMF digit, say)."""
+        event = Event(event_type, data, customer_id)
         for listener in list(self._listeners):
             try:
                 listener(event)

@@ -43,6 +43,10 @@ class MediaLeg:
     socket: RtpSocket
     on_started: Callable[[MediaLeg], None] | None = None
     started: bool = False
+    sending: bool = True
+    """Whether the participant gets the mix (not while it holds us, or is inactive)."""
+    mixing: bool = True
+    """Whether the participant's audio goes into the mix (not while on hold)."""
 
     @property
     def port(self) -> int:
@@ -181,9 +185,10 @@ class MediaEngine:
         by_codec: dict[AudioCodec, list[int]] = {}
         for row, leg in enumerate(rows):
             codec = leg.session.codec
-            by_codec.setdefault(codec, []).append(row)
+            if leg.sending:
+                by_codec.setdefault(codec, []).append(row)
             payload = leg.session.pull_frame()
-            if payload is not None:
+            if payload is not None and leg.mixing:
                 entry = received.setdefault(codec, ([], []))
                 entry[0].append(row)
                 entry[1].append(payload)

@@ -60,6 +60,7 @@ class RecordingStatus(enum.StrEnum):
 
 
 STATUS_ORDER: dict[type[enum.StrEnum], list[Any]] = {
+    CallStatus: list(CallStatus),
     ConferenceStatus: list(ConferenceStatus),
     ConferencecallStatus: list(ConferencecallStatus),
     RecordingStatus: list(RecordingStatus),

@@ -21,6 +21,7 @@ from aiohttp.abc import AbstractAccessLogger
 from .errors import ConfbridgeError, InvalidRequest, NotFound, Unauthorized
 from .service import ConferenceService
 from .store import MAX_PAGE_SIZE, Store
+from .telephony import Telephony
 
 logger = logging.getLogger(__name__)
 
@@ -30,6 +31,8 @@ CUSTOMER = web.RequestKey("customer_id", str)
 REQUEST_ID = web.RequestKey("request_id", str)
 SERVICE = web.AppKey("service", ConferenceService)
 STORE = web.AppKey("store", Store)
+TELEPHONY = web.AppKey("telephony", Telephony)
+MAX_DESTINATIONS = 20
 
 
 def error_body(status: int, message: str, request_id: str) -> dict[str, Any]:
@@ -108,11 +111,15 @@ def field_of(body: dict[str, Any], name: str, kind: type, default: Any) -> Any:
 
 def resource_id(request: web.Request) -> str:
     """The `{id}` of the path, which must be a UUID."""
-    text = request.match_info["id"]
+    return valid_uuid(request.match_info["id"], "id")
+
+
+def valid_uuid(text: object, name: str) -> str:
+    """A UUID given as text, normalised; InvalidRequest naming `name` otherwise."""
     try:
-        return str(uuid.UUID(text))
+        return str(uuid.UUID(str(text)))
     except ValueError:
-        raise InvalidRequest(f"{text!r} is not a valid UUID") from None
+        raise InvalidRequest(f"{name} {text!r} is not a valid UUID") from None
 
 
 def paging(request: web.Request) -> tuple[int, str | None]:
@@ -195,6 +202,36 @@ async def get_call(request: web.Request) -> web.Response:
     return ok(request.app[SERVICE].get_call(request[CUSTOMER], resource_id(request)).to_json())
 
 
+async def create_calls(request: web.Request) -> web.Response:
+    """Dial out: one call per destination, each joining the conference of its conference_join action."""
+    body = await json_object(request)
+    destinations = field_of(body, "destinations", list, [])
+    if not destinations or len(destinations) > MAX_DESTINATIONS:
+        raise InvalidRequest(f"destinations must list 1 to {MAX_DESTINATIONS} addresses")
+    targets = []
+    for destination in destinations:
+        if not isinstance(destination, dict) or destination.get("type") != "sip":
+            raise InvalidRequest('each destination must be {"type": "sip", "target": "sip:user@host"}')
+        targets.append(field_of(destination, "target", str, ""))
+    conference_id = None
+    for action in field_of(body, "actions", list, []):
+        if not isinstance(action, dict) or action.get("type") != "conference_join":
+            raise InvalidRequest("the only supported action is conference_join")
+        option = field_of(action, "option", dict, {})
+        conference_id = valid_uuid(option.get("conference_id"), "conference_id")
+    if conference_id is None:
+        raise InvalidRequest('actions must hold a {"type": "conference_join", "option": {"conference_id": ...}}')
+    source = field_of(body, "source", dict, {})
+    dialer = request.app[TELEPHONY]
+    calls = [dialer.dial(request[CUSTOMER], target=target, conference_id=conference_id, source=source)
+             for target in targets]
+    return ok({"calls": [call.to_json() for call in calls]})
+
+
+async def hangup_call(request: web.Request) -> web.Response:
+    return ok(request.app[SERVICE].hangup_call(request[CUSTOMER], resource_id(request)).to_json())
+
+
 async def list_recordings(request: web.Request) -> web.Response:
     size, token = paging(request)
     return ok(request.app[SERVICE].list_recordings(request[CUSTOMER], size, token).to_json())
@@ -222,11 +259,12 @@ class AccessLogger(AbstractAccessLogger):
                          response.status, time * 1000, response.headers.get("X-Request-Id", "-"))
 
 
-def build_app(service: ConferenceService, store: Store) -> web.Application:
+def build_app(service: ConferenceService, store: Store, telephony: Telephony) -> web.Application:
     """The aiohttp application serving the API."""
     app = web.Application(middlewares=[error_envelope, authenticate], client_max_size=1024 * 1024)
     app[SERVICE] = service
     app[STORE] = store
+    app[TELEPHONY] = telephony
     p = API_PREFIX
     app.router.add_get(f"{p}/conferences", list_conferences)
     app.router.add_post(f"{p}/conferences", create_conference)
@@ -238,7 +276,9 @@ def build_app(service: ConferenceService, store: Store) -> web.Application:
     app.router.add_get(f"{p}/conferencecalls/{{id}}", get_conferencecall)
     app.router.add_delete(f"{p}/conferencecalls/{{id}}", kick_conferencecall)
     app.router.add_get(f"{p}/calls", list_calls)
+    app.router.add_post(f"{p}/calls", create_calls)
     app.router.add_get(f"{p}/calls/{{id}}", get_call)
+    app.router.add_delete(f"{p}/calls/{{id}}", hangup_call)
     app.router.add_get(f"{p}/recordings", list_recordings)
     app.router.add_get(f"{p}/recordings/{{id}}", get_recording)
     app.router.add_get(f"{p}/recordingfiles/{{id}}", get_recording_file)

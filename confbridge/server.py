@@ -12,6 +12,7 @@ import asyncio
 import logging
 import os
 import secrets
+import ssl
 import uuid
 from pathlib import Path
 from typing import Any
@@ -20,13 +21,15 @@ from aiohttp import web
 
 from recorder.worker import RecorderWorker
 from rtp.ports import PortAllocator
-from sip.transport_asyncio import UdpEdge
+from sip.scanner_guard import ScannerGuard
+from sip.transport import TLS
+from sip.transport_asyncio import SipEdge
 from sip.useragent import UserAgent
 
 from .config import ServerConfig
 from .events import EventBus
 from .media import MediaEngine
-from .models import Conference, Conferencecall
+from .models import Call, Conference, Conferencecall
 from .rest import AccessLogger, build_app
 from .service import ACTIVE_PARTICIPANT, ConferenceService
 from .store import Store
@@ -51,9 +54,10 @@ class Server:
         self.customer_id = ""
         self.token = ""
         self._recorder: RecorderWorker | None = None
-        self._sip: UdpEdge | None = None
+        self._sip: SipEdge | None = None
         self._http: web.AppRunner | None = None
         self._sip_port = self.config.sip_port
+        self._tls_port: int | None = None
         self._http_port = self.config.http_port
         self._stopped = asyncio.Event()
 
@@ -85,21 +89,32 @@ class Server:
         self._recorder = RecorderWorker(on_error=recording_failed)
         self.media = media = MediaEngine(host=config.bind, ports=PortAllocator(*config.rtp_ports),
                                          recorder=self._recorder, loop=loop, tick_period=config.tick_period)
-        ua = UserAgent(host=config.advertised_address, port=config.sip_port, user_agent=config.user_agent,
-                       timers=config.sip_timers)
+        guard = ScannerGuard(threshold=config.scanner_threshold, window=config.scanner_window,
+                             block_for=config.scanner_block)
+        ua = UserAgent(host=config.advertised_address, port=config.sip_port, tcp_port=config.sip_port,
+                       tls_port=config.tls_port, user_agent=config.user_agent, timers=config.sip_timers,
+                       scanner_guard=guard)
         self.telephony = telephony = Telephony(ua, service, media, public_address=config.advertised_address,
-                                               loop=loop)
+                                               loop=loop, ring_timeout=config.ring_timeout,
+                                               credentials=config.dialout_credentials,
+                                               answer_delay=config.answer_delay)
         service.attach(telephony, media)
-        self._sip = await UdpEdge.bind(ua, config.bind, config.sip_port, telephony.on_event)
-        self._sip_port = ua.port = self._sip.local_address[1]
-        telephony.edge = self._sip
-        self._http = web.AppRunner(build_app(service, store), access_log=logging.getLogger("confbridge.http"),
-                                   access_log_class=AccessLogger)
+        self._sip = edge = SipEdge(ua, telephony.on_event, idle_timeout=config.tcp_idle_timeout)
+        self._sip_port = ua.port = await edge.listen_udp(config.bind, config.sip_port)
+        await edge.listen_tcp(config.bind, self._sip_port)
+        if config.tls_port is not None and config.tls_cert is not None and config.tls_key is not None:
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(config.tls_cert, config.tls_key)
+            self._tls_port = ua.ports[TLS] = await edge.listen_tls(config.bind, config.tls_port, context)
+        telephony.edge = edge
+        self._http = web.AppRunner(build_app(service, store, telephony),
+                                   access_log=logging.getLogger("confbridge.http"), access_log_class=AccessLogger)
         await self._http.setup()
         site = web.TCPSite(self._http, config.bind, config.http_port)
         await site.start()
         self._http_port = self._http.addresses[0][1]
-        logger.info("serving SIP on %s:%d (UDP), HTTP on %s", config.bind, self._sip_port, self.http_url)
+        logger.info("serving SIP on %s:%d (UDP, TCP)%s, HTTP on %s", config.bind, self._sip_port,
+                    f" and {self._tls_port} (TLS)" if self._tls_port else "", self.http_url)
 
     async def stop(self) -> None:
         """Hang up every call, finish every recording, close everything."""
@@ -185,6 +200,11 @@ class Server:
         return self._sip_port
 
     @property
+    def tls_port(self) -> int | None:
+        """The TCP port SIP over TLS listens on, if enabled."""
+        return self._tls_port
+
+    @property
     def http_port(self) -> int:
         """The TCP port of the REST API."""
         return self._http_port
@@ -200,6 +220,12 @@ class Server:
         host = self.config.advertised_address
         host = f"[{host}]" if ":" in host else host
         return f"sip:direct.{conference.direct_hash}@{host}:{self._sip_port}"
+
+    def dial(self, target: str, conference_id: str, **options: Any) -> Call:
+        """Call `target` (a sip:/sips: URI) for the default customer; it joins the conference when answered."""
+        if self.telephony is None:
+            raise RuntimeError("server is not started")
+        return self.telephony.dial(self.customer_id, target=target, conference_id=conference_id, **options)
 
     def create_conference(self, **fields: Any) -> Conference:
         """Create a conference for the default customer (see `ConferenceService.create_conference`)."""

@@ -52,6 +52,9 @@ class CallControl(Protocol):
         False when there is no such call in progress (nothing will follow).
         """
 
+    def cancel(self, call_id: str) -> bool:
+        """Stop ringing a call we placed; `ConferenceService.call_failed` follows. False if not ringing."""
+
 
 class RecordingControl(Protocol):
     """What the service needs from the media side."""
@@ -111,7 +114,7 @@ class ConferenceService:
         token = getattr(items[-1], "tm_create", "") if items else ""
         return Page(list(items), token)
 
-    def _set_status(self, resource: Conference | Conferencecall | Recording, status: Any, event: str) -> None:
+    def _set_status(self, resource: Call | Conference | Conferencecall | Recording, status: Any, event: str) -> None:
         if not moves_forward(resource.status, status):
             raise Conflict(f"{type(resource).__name__.lower()} {resource.id} is {resource.status}, "
                            f"it cannot become {status}")
@@ -188,17 +191,87 @@ class ConferenceService:
         conference = self.get_conference(None, conference.id)
         if conference.status is not ConferenceStatus.PROGRESSING:
             raise Conflict(f"conference {conference.id} is {conference.status}")
-        now = now_timestamp()
         call = Call(id=new_id(), customer_id=conference.customer_id, direction="incoming", source=source,
                     destination=destination, status=CallStatus.PROGRESSING, conference_id=conference.id,
-                    tm_progressing=now)
+                    tm_progressing=now_timestamp())
+        return call, self._new_participant(conference, call, "call_created")
+
+    def _new_participant(self, conference: Conference, call: Call, call_event: str) -> Conferencecall:
         participant = Conferencecall(id=new_id(), customer_id=conference.customer_id, conference_id=conference.id,
                                      reference_type="call", reference_id=call.id)
         call.conferencecall_id = participant.id
-        self._save(call, "call_created")
+        self._save(call, call_event)
         self._save(participant, "conferencecall_created")
         logger.info("conference %s: call %s joining as %s", conference.id, call.id, participant.id)
-        return call, participant
+        return participant
+
+    def create_outgoing_call(self, customer_id: str, *, source: dict[str, str], destination: dict[str, str],
+                             conference_id: str) -> Call:
+        """A call we are about to place, to join `conference_id` once answered (`dialing`)."""
+        conference = self.get_conference(customer_id, conference_id)
+        if conference.status is not ConferenceStatus.PROGRESSING:
+            raise Conflict(f"conference {conference_id} is {conference.status}; calls can only join while "
+                           "it is progressing")
+        call = Call(id=new_id(), customer_id=customer_id, direction="outgoing", source=source,
+                    destination=destination, status=CallStatus.DIALING, conference_id=conference.id)
+        self._save(call, "call_created")
+        logger.info("call %s: dialing %s for conference %s", call.id, destination.get("target"), conference.id)
+        return call
+
+    def call_ringing(self, call_id: str) -> None:
+        """The callee is alerted (a 180/183 to our INVITE)."""
+        call = self._get(Call, call_id, None)
+        if call.status is CallStatus.DIALING:
+            call.tm_ringing = now_timestamp()
+            self._set_status(call, CallStatus.RINGING, "call_updated")
+
+    def call_answered(self, call_id: str) -> Conferencecall | None:
+        """A call we placed was answered: it joins its conference (None when that is no longer possible)."""
+        call = self._get(Call, call_id, None)
+        if call.status in (CallStatus.DIALING, CallStatus.RINGING):
+            call.tm_progressing = now_timestamp()
+            self._set_status(call, CallStatus.PROGRESSING, "call_updated")
+        conference = self._get(Conference, call.conference_id, None)
+        if call.status is not CallStatus.PROGRESSING or conference.status is not ConferenceStatus.PROGRESSING:
+            return None
+        return self._new_participant(conference, call, "call_updated")
+
+    def call_failed(self, call_id: str, *, hangup_by: str, reason: str) -> None:
+        """A call we placed ended before it was answered (rejected, cancelled, unreachable)."""
+        call = self._get(Call, call_id, None)
+        if call.status is CallStatus.HANGUP:
+            return
+        call.hangup_by, call.hangup_reason, call.tm_hangup = hangup_by, reason, now_timestamp()
+        self._set_status(call, CallStatus.HANGUP, "call_hangup")
+        logger.info("call %s: failed (%s by %s)", call.id, reason, hangup_by)
+
+    def hangup_call(self, customer_id: str | None, call_id: str) -> Call:
+        """End a call: cancel it while it rings, hang it up (and leave its conference) once answered."""
+        call = self._get(Call, call_id, customer_id)
+        if self.calls is None:
+            raise RuntimeError("no call control attached")
+        if call.status in (CallStatus.DIALING, CallStatus.RINGING):
+            self._set_status(call, CallStatus.CANCELING, "call_updated")
+            if not self.calls.cancel(call.id):
+                self.call_failed(call.id, hangup_by="local", reason="cancel")
+        elif call.status is CallStatus.PROGRESSING:
+            self._set_status(call, CallStatus.TERMINATING, "call_updated")
+            participant = self.store.get(Conferencecall, call.conferencecall_id)
+            if participant is not None and participant.status in KICKABLE:
+                self._kick(participant, "hangup")
+            elif not self.calls.hang_up(call.id, "hangup"):
+                self.call_failed(call.id, hangup_by="local", reason="normal")
+        else:
+            raise Conflict(f"call {call_id} is {call.status}")
+        return self._get(Call, call_id, customer_id)
+
+    def dtmf_received(self, call_id: str, digit: str, duration_ms: int, method: str) -> None:
+        """A caller pressed a key: publish `call_dtmf_received`."""
+        call = self._get(Call, call_id, None)
+        self.events.publish_data("call_dtmf_received", {
+            "call_id": call.id, "conference_id": call.conference_id, "conferencecall_id": call.conferencecall_id,
+            "digit": digit, "duration": duration_ms, "method": method}, call.customer_id)
+        logger.info("call %s: DTMF %s (%d ms, %s)", call.id, digit, duration_ms, method)
 
     def participant_media_started(self, conferencecall_id: str) -> None:
         """The participant's audio reached the bridge: it is `joined`."""
@@ -219,11 +292,8 @@ class ConferenceService:
             self._set_status(participant, ConferencecallStatus.LEAVED, "conferencecall_updated")
         call = self.store.get(Call, participant.reference_id)
         if call is not None and call.status is not CallStatus.HANGUP:
-            call.status = CallStatus.HANGUP
-            call.hangup_by = hangup_by
-            call.hangup_reason = reason
-            call.tm_hangup = now_timestamp()
-            self._save(call, "call_hangup")
+            call.hangup_by, call.hangup_reason, call.tm_hangup = hangup_by, reason, now_timestamp()
+            self._set_status(call, CallStatus.HANGUP, "call_hangup")
         conference = self._get(Conference, participant.conference_id, None)
         if participant.id in conference.conferencecall_ids:
             conference.conferencecall_ids.remove(participant.id)

@@ -1,8 +1,11 @@
 """Telephony: turns SIP dialogs into calls and conferencecalls with a media leg each.
 
-An INVITE to `direct.<hash>` finds its conference, negotiates G.711 audio, opens an RTP port,
-admits the call (conferencecall `joining`) and answers 200 with the SDP. The first RTP packet makes
-the participant `joined`; a BYE either way makes it `leaved`.
+Incoming: an INVITE to `direct.<hash>` finds its conference, negotiates G.711 audio (or makes the
+offer itself when the INVITE has none), opens an RTP port, admits the call (`joining`) and answers
+200. Outgoing: `dial()` resolves the target, opens the RTP port, offers our codecs and joins the
+conference once the callee answers. Either way the first RTP packet makes the participant `joined`
+and a BYE makes it `leaved`. Mid-call re-INVITEs and UPDATEs change address, codec and hold state;
+INFO carries DTMF.
 """
 
 from __future__ import annotations
@@ -11,82 +14,136 @@ import asyncio
 import logging
 import re
 import secrets
-from dataclasses import dataclass
+import socket
+from dataclasses import dataclass, field
 
 from rtp.codecs import CODECS
 from rtp.ports import PortsExhausted
 from sip.dialog import Dialog, DialogId, EndReason
-from sip.events import DialogConfirmed, DialogEnded, Event, InviteCancelled, InviteReceived
+from sip.digest import Credentials
+from sip.events import (
+    AckReceived,
+    CallAnswered,
+    CallFailed,
+    CallProgress,
+    DialogEnded,
+    Event,
+    InviteCancelled,
+    InviteReceived,
+    RequestReceived,
+)
 from sip.fields import NameAddress
-from sip.offer_answer import AudioNegotiation, CodecSpec, OfferAnswerError, build_answer, negotiate_audio
+from sip.offer_answer import (
+    AudioNegotiation,
+    CodecSpec,
+    OfferAnswerError,
+    build_answer,
+    build_offer,
+    negotiate_audio,
+)
+from sip.outgoing import OutgoingCall
 from sip.sdp import Origin, SdpParseError, SessionDescription, parse_sdp
-from sip.transport_asyncio import UdpEdge
-from sip.uri import SipUri
+from sip.transport import TCP, TLS, UDP, Peer
+from sip.transport_asyncio import SipEdge
+from sip.uri import SipUri, parse_uri
 from sip.useragent import UserAgent
 
-from .errors import ConfbridgeError
+from .errors import ConfbridgeError, InvalidRequest
 from .media import MediaEngine, MediaLeg
-from .models import sip_party
+from .models import Call, Conference, ConferenceStatus, sip_party
 from .service import ConferenceService
 
 logger = logging.getLogger(__name__)
 
 DIRECT_USER_RE = re.compile(r"^direct\.([0-9a-f]{12})$")
 SUPPORTED_CODECS = [CodecSpec(c.name, c.clock_rate, 1, c.static_payload_type) for c in CODECS.values()]
+DTMF_RELAY_RE = re.compile(r"^\s*signal\s*=\s*([0-9A-Da-d*#])\s*$", re.IGNORECASE | re.MULTILINE)
+DTMF_DURATION_RE = re.compile(r"^\s*duration\s*=\s*(\d+)\s*$", re.IGNORECASE | re.MULTILINE)
+FAILURE_REASONS = {486: "busy", 600: "busy", 603: "busy", 408: "noanswer", 480: "noanswer", 487: "cancel"}
 
 
 @dataclass(eq=False)
 class ActiveCall:
-    """A call that has a dialog and a media leg."""
+    """A call with a media leg: ringing (outgoing, no dialog yet) or in a dialog."""
 
     call_id: str
-    conferencecall_id: str
     conference_id: str
-    dialog: Dialog
     leg: MediaLeg
     origin: Origin
-    answer: SessionDescription
+    conferencecall_id: str = ""
+    dialog: Dialog | None = None
+    outgoing: OutgoingCall | None = None
+    answer: SessionDescription | None = None
+    """Our last session description (answer or offer)."""
+    remote_version: int | None = None
+    """The o= version of the peer's last description, to tell a changed offer from a repeated one."""
+    awaiting_answer: bool = False
+    """We offered in a 2xx (the INVITE had no SDP) and the answer comes in the ACK."""
+    ring_timer: asyncio.TimerHandle | None = field(default=None, repr=False)
+    ring_timed_out: bool = False
 
 
 class Telephony:
     """The SIP side of the server: implements the service's `CallControl`."""
 
     def __init__(self, ua: UserAgent, service: ConferenceService, media: MediaEngine, *,
-                 public_address: str, loop: asyncio.AbstractEventLoop) -> None:
+                 public_address: str, loop: asyncio.AbstractEventLoop, ring_timeout: float = 60.0,
+                 credentials: tuple[Credentials, ...] = (), answer_delay: float = 0.0) -> None:
         self.ua = ua
         self.service = service
         self.media = media
         self.public_address = public_address
         self.loop = loop
-        self.edge: UdpEdge | None = None
+        self.ring_timeout = ring_timeout
+        self.credentials = credentials
+        self.answer_delay = answer_delay
+        self.edge: SipEdge | None = None
+        self._ringing: dict[str, asyncio.TimerHandle] = {}
         self._calls: dict[str, ActiveCall] = {}
         self._by_dialog: dict[DialogId, ActiveCall] = {}
+        self._by_outgoing: dict[OutgoingCall, ActiveCall] = {}
 
     @property
     def active_calls(self) -> list[ActiveCall]:
-        """Calls in progress."""
+        """Calls in progress (ringing or established)."""
         return list(self._calls.values())
+
+    def _transmit(self) -> None:
+        if self.edge is not None:
+            self.edge.transmit()
 
     # -- events from the user agent ---------------------------------------------------------------
 
     def on_event(self, event: Event) -> None:
-        """Handle one user agent event (called by the UDP edge)."""
+        """Handle one user agent event (called by the SIP edge)."""
         if isinstance(event, InviteReceived):
             if event.dialog is None:
                 self._on_new_call(event)
             else:
-                self._on_reinvite(event)
-        elif isinstance(event, DialogConfirmed):
-            logger.debug("Call-ID %s: confirmed", event.dialog.call_id)
+                self._on_reoffer(event.invite_id, event.request.body, event.dialog)
+        elif isinstance(event, RequestReceived):
+            self._on_in_dialog_request(event)
+        elif isinstance(event, AckReceived):
+            self._on_ack(event)
         elif isinstance(event, DialogEnded):
             self._on_dialog_ended(event.dialog, event.reason)
         elif isinstance(event, InviteCancelled):
             logger.info("Call-ID %s: cancelled by the caller", event.request.call_id)
+            ringing = self._ringing.pop(event.invite_id, None)
+            if ringing is not None:
+                ringing.cancel()
+        elif isinstance(event, CallProgress):
+            self._on_progress(event)
+        elif isinstance(event, CallAnswered):
+            self._on_answered(event)
+        elif isinstance(event, CallFailed):
+            self._on_failed(event)
 
-    def _reject(self, event: InviteReceived, status: int, why: str) -> None:
-        logger.info("Call-ID %s: %d for %s from %s:%s (%s)", event.request.call_id, status, event.request.uri,
-                    event.source[0], event.source[1], why)
-        self.ua.answer(event.invite_id, status, self.loop.time())
+    def _reject(self, request_id: str, status: int, why: str, call_id: str) -> None:
+        logger.info("Call-ID %s: answering %d (%s)", call_id, status, why)
+        self.ua.answer(request_id, status, self.loop.time(), reason=None)
+
+    # -- incoming calls ---------------------------------------------------------------------------
 
     def _on_new_call(self, event: InviteReceived) -> None:
         request = event.request
@@ -94,116 +151,341 @@ class Telephony:
         match = DIRECT_USER_RE.match((request.uri.user_unescaped or "").lower())
         conference = self.service.conference_for_direct_hash(match.group(1)) if match else None
         if conference is None:
-            self._reject(event, 404, "no such conference")
+            logger.info("Call-ID %s: 404 for %s from %s", request.call_id, request.uri, event.source)
+            self.ua.answer(event.invite_id, 404, self.loop.time())
             return
-        negotiated = self._negotiate(event)
-        if negotiated is None:
+        offer = negotiation = None
+        if request.body:
+            negotiated = self._negotiate(event.invite_id, request.body, request.call_id)
+            if negotiated is None:
+                return
+            offer, negotiation = negotiated
+        if self.answer_delay > 0:
+            self.ua.answer(event.invite_id, 180, self.loop.time())
+            self._ringing[event.invite_id] = self.loop.call_later(
+                self.answer_delay, self._answer_after_ringing, event, conference.id, offer, negotiation)
             return
-        offer, negotiation = negotiated
+        self._answer_new_call(event, conference, offer, negotiation)
+
+    def _answer_after_ringing(self, event: InviteReceived, conference_id: str, offer: SessionDescription | None,
+                              negotiation: AudioNegotiation | None) -> None:
+        self._ringing.pop(event.invite_id, None)
+        if self.ua.pending_request(event.invite_id) is None:
+            return
+        conference = self.service.get_conference(None, conference_id)
+        if conference.status is not ConferenceStatus.PROGRESSING:
+            self._reject(event.invite_id, 404, "conference ended while ringing", event.request.call_id)
+        else:
+            self._answer_new_call(event, conference, offer, negotiation)
+        self._transmit()
+
+    def _answer_new_call(self, event: InviteReceived, conference: Conference, offer: SessionDescription | None,
+                         negotiation: AudioNegotiation | None) -> None:
+        request = event.request
+        assert isinstance(request.uri, SipUri)
         try:
             caller = request.from_address
             call, participant = self.service.admit_call(
                 conference, source=sip_party(_address_text(caller), caller.display_name or ""),
                 destination=sip_party(request.uri.address_of_record))
         except ConfbridgeError as exc:
-            self._reject(event, 404, str(exc))
+            self._reject(event.invite_id, 404, str(exc), request.call_id)
             return
         try:
-            leg = self._open_leg(participant.id, conference.id, negotiation)
+            leg = self._open_leg(call.id, conference.id, negotiation)
         except (PortsExhausted, OSError) as exc:
-            self._reject(event, 503, f"no RTP port: {exc}")
+            self._reject(event.invite_id, 503, f"no RTP port: {exc}", request.call_id)
             self.service.participant_left(participant.id, hangup_by="local", reason="no media port")
             return
-        origin = Origin("confbridge", secrets.randbelow(2**31), 1, "IN",
-                        "IP6" if ":" in self.public_address else "IP4", self.public_address)
-        answer = build_answer(offer, negotiation, address=self.public_address, port=leg.port, origin=origin)
-        dialog = self.ua.answer(event.invite_id, 200, self.loop.time(), body=answer.to_bytes())
+        active = ActiveCall(call.id, conference.id, leg, self._new_origin(), conferencecall_id=participant.id)
+        if offer is not None and negotiation is not None:
+            active.answer = build_answer(offer, negotiation, address=self.public_address, port=leg.port,
+                                         origin=active.origin)
+            active.remote_version = offer.origin.session_version
+        else:
+            active.answer = self._our_offer(leg)
+            active.awaiting_answer = True
+        dialog = self.ua.answer(event.invite_id, 200, self.loop.time(), body=active.answer.to_bytes())
         assert dialog is not None
-        active = ActiveCall(call.id, participant.id, conference.id, dialog, leg, origin, answer)
+        active.dialog = dialog
         self._calls[call.id] = active
         self._by_dialog[dialog.id] = active
         logger.info("Call-ID %s: call %s answered into conference %s (%s, RTP port %d)", request.call_id, call.id,
-                    conference.id, negotiation.codec.name, leg.port)
+                    conference.id, leg.session.codec.name if negotiation else "offer in 200", leg.port)
 
-    def _negotiate(self, event: InviteReceived) -> tuple[SessionDescription, AudioNegotiation] | None:
-        """The INVITE's SDP offer and what we accept of it; None when the INVITE has been rejected."""
-        request = event.request
-        if not request.body:
-            self._reject(event, 488, "INVITE without an SDP offer")
-            return None
-        if request.content_type not in (None, "application/sdp"):
-            self._reject(event, 415, f"unsupported body type {request.content_type}")
-            return None
+    def _negotiate(self, request_id: str, body: bytes,
+                   call_id: str) -> tuple[SessionDescription, AudioNegotiation] | None:
+        """Parse an SDP offer and pick what we accept of it; None when the request has been rejected."""
         try:
-            offer = parse_sdp(request.body)
+            offer = parse_sdp(body)
             return offer, negotiate_audio(offer, SUPPORTED_CODECS)
         except (SdpParseError, OfferAnswerError) as exc:
-            self._reject(event, exc.status_code, str(exc))
+            self._reject(request_id, exc.status_code, str(exc), call_id)
             return None
 
-    def _open_leg(self, participant_id: str, conference_id: str, negotiation: AudioNegotiation) -> MediaLeg:
-        return self.media.open_leg(
-            participant_id, conference_id, CODECS[negotiation.codec.name], negotiation.payload_type,
-            remote=_media_address(negotiation),
-            telephone_event_payload_type=negotiation.telephone_event_payload_type,
-            on_started=lambda leg: self._media_started(leg))
+    def _open_leg(self, call_id: str, conference_id: str, negotiation: AudioNegotiation | None) -> MediaLeg:
+        codec = CODECS[negotiation.codec.name] if negotiation else CODECS["PCMU"]
+        leg = self.media.open_leg(call_id, conference_id, codec, negotiation.payload_type if negotiation else 0,
+                                  remote=None, on_started=self._media_started)
+        if negotiation is not None:
+            self._apply(leg, negotiation, offered_by_peer=True)
+        else:
+            leg.sending = leg.mixing = False  # nothing agreed yet
+        return leg
+
+    def _apply(self, leg: MediaLeg, negotiation: AudioNegotiation, *, offered_by_peer: bool) -> None:
+        """Put a negotiated stream into effect: codec, where to send, and hold state."""
+        session = leg.session
+        codec = CODECS[negotiation.codec.name]
+        if (codec, negotiation.payload_type) != (session.codec, session.payload_type):
+            session.set_codec(codec, negotiation.payload_type, negotiation.telephone_event_payload_type)
+        if session.first_packet_at is None:
+            session.remote = _media_address(negotiation)
+        direction = negotiation.remote_direction
+        if offered_by_peer:
+            # Holding us (sendonly/inactive): their music on hold stays out of the mix, and they hear nothing.
+            leg.mixing = direction == "sendrecv"
+            leg.sending = direction in ("sendrecv", "recvonly")
+        else:
+            leg.mixing = direction in ("sendrecv", "sendonly")
+            leg.sending = direction in ("sendrecv", "recvonly")
+
+    def _our_offer(self, leg: MediaLeg) -> SessionDescription:
+        return build_offer(address=self.public_address, port=leg.port, origin=self._new_origin(),
+                           codecs=SUPPORTED_CODECS)
+
+    def _new_origin(self) -> Origin:
+        return Origin("confbridge", secrets.randbelow(2**31), 1, "IN",
+                      "IP6" if ":" in self.public_address else "IP4", self.public_address)
 
     def _media_started(self, leg: MediaLeg) -> None:
+        active = self._calls.get(leg.leg_id)
+        if active is None or not active.conferencecall_id:
+            return
         try:
-            self.service.participant_media_started(leg.leg_id)
+            self.service.participant_media_started(active.conferencecall_id)
         except ConfbridgeError:
-            logger.exception("participant %s: could not mark joined", leg.leg_id)
+            logger.exception("call %s: could not mark its participant joined", leg.leg_id)
 
-    def _on_reinvite(self, event: InviteReceived) -> None:
-        """A re-INVITE (a session refresh, a new address): answer with our same port and codec choice."""
-        assert event.dialog is not None
-        active = self._by_dialog.get(event.dialog.id)
-        if active is None:
-            self._reject(event, 481, "dialog has no call")
+    # -- mid-call changes -------------------------------------------------------------------------
+
+    def _on_reoffer(self, request_id: str, body: bytes, dialog: Dialog) -> None:
+        """A re-INVITE or UPDATE: a repeated offer keeps our answer; a new one is negotiated again."""
+        active = self._by_dialog.get(dialog.id)
+        if active is None or active.answer is None:
+            self._reject(request_id, 481, "dialog has no call", dialog.call_id)
             return
-        if not event.request.body:
-            self.ua.answer(event.invite_id, 200, self.loop.time(), body=active.answer.to_bytes())
+        if not body:
+            # No offer: ours goes in the 2xx, the peer answers in the ACK.
+            active.answer = self._version_bumped(active, self._our_offer(active.leg))
+            active.awaiting_answer = True
+            self.ua.answer(request_id, 200, self.loop.time(), body=active.answer.to_bytes())
             return
-        negotiated = self._negotiate(event)
+        negotiated = self._negotiate(request_id, body, dialog.call_id)
         if negotiated is None:
             return
         offer, negotiation = negotiated
-        session = active.leg.session
-        if negotiation.codec.name != session.codec.name or negotiation.payload_type != session.payload_type:
-            self._reject(event, 488, "changing the codec mid-call is not supported yet")
+        if offer.origin.session_version == active.remote_version and active.answer is not None:
+            self.ua.answer(request_id, 200, self.loop.time(), body=active.answer.to_bytes())
             return
-        if session.first_packet_at is None:
-            session.remote = _media_address(negotiation)
+        self._apply(active.leg, negotiation, offered_by_peer=True)
+        active.remote_version = offer.origin.session_version
         answer = build_answer(offer, negotiation, address=self.public_address, port=active.leg.port,
                               origin=active.origin)
-        if (answer.connection, answer.media) != (active.answer.connection, active.answer.media):
-            active.origin.session_version += 1  # a changed description gets a new o= version (RFC 3264 §8)
-        active.answer = answer
-        self.ua.answer(event.invite_id, 200, self.loop.time(), body=answer.to_bytes())
+        active.answer = self._version_bumped(active, answer)
+        logger.info("Call-ID %s: session changed: %s, peer %s", dialog.call_id, negotiation.codec.name,
+                    negotiation.remote_direction)
+        self.ua.answer(request_id, 200, self.loop.time(), body=active.answer.to_bytes())
+
+    def _version_bumped(self, active: ActiveCall, description: SessionDescription) -> SessionDescription:
+        """Our o= line stays the call's own; its version moves only when the description changes (RFC 3264 §8)."""
+        previous = active.answer
+        description.origin = active.origin
+        if previous is not None and (previous.connection, previous.media) != (description.connection,
+                                                                              description.media):
+            active.origin.session_version += 1
+        return description
+
+    def _on_ack(self, event: AckReceived) -> None:
+        active = self._by_dialog.get(event.dialog.id)
+        if active is None or not active.awaiting_answer:
+            return
+        active.awaiting_answer = False
+        try:
+            answer = parse_sdp(event.ack.body)
+            negotiation = negotiate_audio(answer, SUPPORTED_CODECS)
+        except (SdpParseError, OfferAnswerError) as exc:
+            logger.info("Call-ID %s: ACK without a usable answer (%s); hanging up", event.dialog.call_id, exc)
+            self.ua.hangup(event.dialog, self.loop.time())
+            return
+        self._apply(active.leg, negotiation, offered_by_peer=False)
+        active.remote_version = answer.origin.session_version
+
+    def _on_in_dialog_request(self, event: RequestReceived) -> None:
+        if event.request.method == "UPDATE":
+            self._on_reoffer(event.request_id, event.request.body, event.dialog)
+            return
+        active = self._by_dialog.get(event.dialog.id)
+        digit, duration = _dtmf_of(event.request.body.decode("utf-8", "replace"), event.request.content_type)
+        if active is None or digit is None:
+            self.ua.answer(event.request_id, 400 if active else 481, self.loop.time(),
+                           reason="Bad DTMF body" if active else None)
+            return
+        self.ua.answer(event.request_id, 200, self.loop.time())
+        self.service.dtmf_received(active.call_id, digit, duration, "info")
+
+    # -- outgoing calls ---------------------------------------------------------------------------
+
+    def dial(self, customer_id: str, *, target: str, conference_id: str, source: dict[str, str] | None = None,
+             credentials: tuple[Credentials, ...] | None = None) -> Call:
+        """Place a call to `target` (a sip: or sips: URI) that joins `conference_id` once answered."""
+        try:
+            uri = parse_uri(target)
+        except ValueError:
+            raise InvalidRequest(f"destination target {target!r} is not a SIP URI") from None
+        if not isinstance(uri, SipUri):
+            raise InvalidRequest(f"destination target {target!r} is not a SIP URI")
+        from_user = "confbridge"
+        if source and source.get("target"):
+            source_uri = parse_uri(source["target"]) if ":" in source["target"] else None
+            from_user = source_uri.user if isinstance(source_uri, SipUri) and source_uri.user else source["target"]
+        call = self.service.create_outgoing_call(
+            customer_id, source=sip_party(source.get("target", "") if source else f"sip:{from_user}@"
+                                          f"{self.public_address}", (source or {}).get("target_name", "")),
+            destination=sip_party(uri.address_of_record), conference_id=conference_id)
+        task = self.loop.create_task(self._place(call, uri, from_user, credentials or self.credentials))
+        task.add_done_callback(_log_task_failure)
+        return call
+
+    async def _place(self, call: Call, target: SipUri, from_user: str, credentials: tuple[Credentials, ...]) -> None:
+        try:
+            destination = await self._resolve(target)
+        except OSError as exc:
+            logger.info("call %s: cannot resolve %s: %s", call.id, target.host, exc)
+            self.service.call_failed(call.id, hangup_by="local", reason="failed")
+            return
+        try:
+            leg = self._open_leg(call.id, call.conference_id, None)
+        except (PortsExhausted, OSError) as exc:
+            logger.warning("call %s: no RTP port: %s", call.id, exc)
+            self.service.call_failed(call.id, hangup_by="local", reason="failed")
+            return
+        if self.service.get_call(None, call.id).status.value not in ("dialing", "canceling"):
+            self.media.close_leg(call.id)
+            return
+        active = ActiveCall(call.id, call.conference_id, leg, self._new_origin())
+        active.answer = self._our_offer(leg)
+        active.answer.origin = active.origin
+        outgoing = self.ua.invite(target, destination, self.loop.time(), offer=active.answer.to_bytes(),
+                                  from_user=from_user, credentials=credentials)
+        active.outgoing = outgoing
+        self._calls[call.id] = active
+        self._by_outgoing[outgoing] = active
+        active.ring_timer = self.loop.call_later(self.ring_timeout, self._ring_timeout, call.id)
+        if self.service.get_call(None, call.id).status.value == "canceling":
+            self.ua.cancel(outgoing, self.loop.time())
+        self._transmit()
+
+    async def _resolve(self, uri: SipUri) -> Peer:
+        transport = {"tcp": TCP, "tls": TLS, "udp": UDP}.get(uri.transport or "", TLS if uri.secure else UDP)
+        host, port = uri.host_and_port()
+        infos = await self.loop.getaddrinfo(host, port, type=socket.SOCK_DGRAM)
+        family = socket.AF_INET6 if ":" in self.public_address else socket.AF_INET
+        chosen = next((info for info in infos if info[0] == family), infos[0])
+        return Peer(transport, (str(chosen[4][0]), int(chosen[4][1])))
+
+    def _ring_timeout(self, call_id: str) -> None:
+        active = self._calls.get(call_id)
+        if active is not None and active.outgoing is not None and not active.outgoing.done:
+            logger.info("call %s: no answer after %.0f s; cancelling", call_id, self.ring_timeout)
+            active.ring_timed_out = True
+            self.ua.cancel(active.outgoing, self.loop.time())
+            self._transmit()
+
+    def _on_progress(self, event: CallProgress) -> None:
+        active = self._by_outgoing.get(event.call)
+        if active is not None and 180 <= event.response.status_code < 190:
+            self.service.call_ringing(active.call_id)
+
+    def _on_answered(self, event: CallAnswered) -> None:
+        active = self._by_outgoing.pop(event.call, None)
+        if active is None:
+            self.ua.hangup(event.dialog, self.loop.time())
+            return
+        if active.ring_timer is not None:
+            active.ring_timer.cancel()
+        active.dialog = event.dialog
+        self._by_dialog[event.dialog.id] = active
+        try:
+            answer = parse_sdp(event.response.body)
+            negotiation = negotiate_audio(answer, SUPPORTED_CODECS)
+        except (SdpParseError, OfferAnswerError) as exc:
+            logger.info("call %s: answer has no usable SDP (%s); hanging up", active.call_id, exc)
+            self.ua.hangup(event.dialog, self.loop.time())
+            return
+        self._apply(active.leg, negotiation, offered_by_peer=False)
+        active.remote_version = answer.origin.session_version
+        participant = self.service.call_answered(active.call_id)
+        if participant is None:
+            self.ua.hangup(event.dialog, self.loop.time())
+            return
+        active.conferencecall_id = participant.id
+        if active.leg.started:
+            self._media_started(active.leg)
+        logger.info("call %s: answered (%s), joining conference %s", active.call_id, negotiation.codec.name,
+                    active.conference_id)
+
+    def _on_failed(self, event: CallFailed) -> None:
+        active = self._by_outgoing.pop(event.call, None)
+        if active is None:
+            return
+        if active.ring_timer is not None:
+            active.ring_timer.cancel()
+        self._calls.pop(active.call_id, None)
+        self.media.close_leg(active.call_id)
+        reason = "timeout" if active.ring_timed_out else FAILURE_REASONS.get(event.status_code, "failed")
+        hangup_by = "local" if event.status_code == 487 or active.ring_timed_out else "remote"
+        self.service.call_failed(active.call_id, hangup_by=hangup_by, reason=reason)
+
+    # -- the end of a call ------------------------------------------------------------------------
 
     def _on_dialog_ended(self, dialog: Dialog, reason: EndReason) -> None:
         active = self._by_dialog.pop(dialog.id, None)
         if active is None:
             return
         self._calls.pop(active.call_id, None)
-        self.media.close_leg(active.leg.leg_id)
+        self.media.close_leg(active.call_id)
         hangup_by = "remote" if reason is EndReason.REMOTE_BYE else "local"
         logger.info("Call-ID %s: call %s ended (%s)", dialog.call_id, active.call_id, reason.value)
-        self.service.participant_left(active.conferencecall_id, hangup_by=hangup_by, reason=_hangup_reason(reason))
+        if active.conferencecall_id:
+            self.service.participant_left(active.conferencecall_id, hangup_by=hangup_by,
+                                          reason=_hangup_reason(reason))
+        else:
+            self.service.call_failed(active.call_id, hangup_by=hangup_by, reason=_hangup_reason(reason))
 
     # -- CallControl ------------------------------------------------------------------------------
 
     def hang_up(self, call_id: str, reason: str) -> bool:
         """Send BYE for a call; the participant leaves once the BYE completes. False if no such call."""
         active = self._calls.get(call_id)
-        if active is None:
+        if active is None or active.dialog is None:
+            if active is not None and active.outgoing is not None:
+                return self.cancel(call_id)
             logger.warning("call %s: nothing to hang up", call_id)
             return False
         logger.info("Call-ID %s: hanging up call %s (%s)", active.dialog.call_id, call_id, reason)
-        self.media.close_leg(active.leg.leg_id)
+        self.media.close_leg(call_id)
         self.ua.hangup(active.dialog, self.loop.time())
-        if self.edge is not None:
-            self.edge.transmit()
+        self._transmit()
+        return True
+
+    def cancel(self, call_id: str) -> bool:
+        """Stop ringing a call we placed (CANCEL); False when it is not ringing."""
+        active = self._calls.get(call_id)
+        if active is None or active.outgoing is None or active.outgoing.done:
+            return False
+        self.ua.cancel(active.outgoing, self.loop.time())
+        self._transmit()
         return True
 
 
@@ -219,5 +501,21 @@ def _address_text(address: NameAddress) -> str:
     return uri.address_of_record if isinstance(uri, SipUri) else str(uri)
 
 
+def _dtmf_of(body: str, content_type: str | None) -> tuple[str | None, int]:
+    """The digit and duration (ms) of an INFO body: application/dtmf-relay or application/dtmf."""
+    if content_type == "application/dtmf":
+        digit = body.strip()
+        return (digit.upper() if len(digit) == 1 and digit in "0123456789*#ABCDabcd" else None), 250
+    signal = DTMF_RELAY_RE.search(body)
+    duration = DTMF_DURATION_RE.search(body)
+    return (signal.group(1).upper() if signal else None), int(duration.group(1)) if duration else 250
+
+
 def _hangup_reason(reason: EndReason) -> str:
-    return {EndReason.REMOTE_BYE: "normal", EndReason.LOCAL_BYE: "normal", EndReason.NO_ACK: "noanswer"}[reason]
+    return {EndReason.REMOTE_BYE: "normal", EndReason.LOCAL_BYE: "normal", EndReason.NO_ACK: "noanswer",
+            EndReason.SESSION_EXPIRED: "timeout", EndReason.TRANSPORT_ERROR: "failed"}[reason]
+
+
+def _log_task_failure(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        logger.error("placing a call failed", exc_info=task.exception())

@@ -80,6 +80,16 @@ class RtpSession:
         self.playout.push(header.timestamp, bytes(data[header.payload_start : header.payload_end]))
         return True
 
+    def set_codec(self, codec: AudioCodec, payload_type: int, telephone_event_payload_type: int | None) -> None:
+        """Switch codec mid-call (a re-INVITE): buffered audio of the old codec is dropped."""
+        if codec.samples_per_frame() != self.frame_samples:
+            raise ValueError(f"{codec.name} frames differ in size from {self.codec.name}")
+        self.codec = codec
+        self.payload_type = payload_type
+        self.telephone_event_payload_type = telephone_event_payload_type
+        self.playout = PlayoutBuffer(self.frame_samples, codec.silence)
+        self._marker_next = True
+
     def pull_frame(self) -> bytes | None:
         """The peer's next frame of encoded audio, or None for a gap."""
         return self.playout.pop()

@@ -7,7 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers.server_process import RunningServer, start_server
+from confbridge import ServerConfig
+from tests.helpers.inprocess import InProcessServer, start_inprocess
+from tests.helpers.server_process import RunningServer, free_rtp_range, start_server
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)
@@ -28,3 +30,12 @@ def server(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[RunningSe
     if report is not None and report.failed:
         print("---- server log (tail) ----\n" + running.log()[-30000:])
     assert code == 0, f"server exited with {code}:\n{running.log()[-5000:]}"
+
+
+@pytest.fixture
+def inprocess_server(tmp_path: Path) -> Iterator[InProcessServer]:
+    """The server as a library on its own thread (for tests that watch its events); loopback, free ports."""
+    running = start_inprocess(ServerConfig(sip_port=0, http_port=0, rtp_ports=free_rtp_range(),
+                                           data_dir=tmp_path / "inprocess", token="test-token"))
+    yield running
+    running.stop()

@@ -8,7 +8,7 @@ from tests.helpers.server_process import RunningServer
 from tests.helpers.sip_client import SipClient
 from tests.helpers.sip_messages import pcmu_offer
 
-ALLOW = "INVITE, ACK, BYE, CANCEL, OPTIONS"
+ALLOW = "INVITE, ACK, BYE, CANCEL, OPTIONS, UPDATE, INFO, PRACK"
 
 
 def conference_uri(server: RunningServer) -> str:
@@ -125,11 +125,15 @@ def test_reinvite_refreshes_the_session_and_bumps_the_sdp_version_only_on_change
 
     same = reinvite(pcmu_offer("127.0.0.1", 40000))
     assert same.status_code == 200 and parse_sdp(same.body) == original, "unchanged answer, same o= version"
-    held = reinvite(pcmu_offer("127.0.0.1", 40000).replace(b"a=sendrecv", b"a=sendonly"))
+    held = reinvite(pcmu_offer("127.0.0.1", 40000, version=2, direction="sendonly"))
     held_sdp = parse_sdp(held.body)
     assert held.status_code == 200 and held_sdp.media[0].direction() == "recvonly"
     assert held_sdp.origin.session_version == original.origin.session_version + 1
     assert held_sdp.media[0].port == original.media[0].port
-    codec_change = reinvite(pcmu_offer("127.0.0.1", 40000, formats="8"))
-    assert codec_change.status_code == 488
+    codec_change = reinvite(pcmu_offer("127.0.0.1", 40000, formats="8", version=3))
+    changed = parse_sdp(codec_change.body)
+    assert codec_change.status_code == 200 and changed.media[0].formats == ["8"]
+    assert changed.origin.session_version == original.origin.session_version + 2
+    bad = reinvite(pcmu_offer("127.0.0.1", 40000, formats="18", version=4))
+    assert bad.status_code == 488
     assert client.hangup().status_code == 200, "the call survives a refused re-INVITE"
