@@ -9,10 +9,9 @@ does not depend on how the bytes were chunked, and memory is capped by the heade
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
-from .grammar import FOLDED_LINE_RE, HEADER_LINE_RE, is_digits
+from .grammar import HEADER_LINE_RE, is_digits, unfolded_lines
 from .headers import canonical_name
 
 PING = b"\r\n\r\n"
@@ -22,8 +21,6 @@ PONG = b"\r\n"
 
 _CRLF_TERMINATOR = b"\r\n\r\n"
 _LF_TERMINATOR = b"\n\n"
-_LINE_SPLIT_RE = re.compile(r"\r?\n")
-_ENCODING = ("utf-8", "surrogateescape")
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,7 +153,7 @@ class StreamFramer:
         return FramingError(f"Header section longer than {self._max_header} bytes", 513, b"")
 
     def _content_length(self, head: bytes) -> int | FramingError:
-        lines = _LINE_SPLIT_RE.split(FOLDED_LINE_RE.sub(" ", head.decode(*_ENCODING)))
+        lines = unfolded_lines(head)
         values = [
             match.group(2).strip(" \t")
             for match in map(HEADER_LINE_RE.fullmatch, lines[1:])

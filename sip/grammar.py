@@ -32,6 +32,10 @@ HEADER_LINE_RE = re.compile(rf"({TOKEN})[ \t]*:[ \t]*(.*)", re.ASCII | re.DOTALL
 
 # LWS = [*WSP CRLF] 1*WSP ; a header line that starts with whitespace continues the previous one.
 FOLDED_LINE_RE = re.compile(r"\r?\n[ \t]+")
+LINE_SPLIT_RE = re.compile(r"\r?\n")
+
+TEXT_ENCODING = ("utf-8", "surrogateescape")
+"""How message text is decoded and encoded: UTF-8, with undecodable bytes kept as they were."""
 
 # sent-protocol = protocol-name SLASH protocol-version SLASH transport (SLASH = SWS "/" SWS)
 SENT_PROTOCOL_RE = re.compile(rf"({TOKEN})\s*/\s*({TOKEN})\s*/\s*({TOKEN})\s+(.*)", re.ASCII | re.DOTALL)
@@ -50,6 +54,11 @@ IPV4_RE = re.compile(r"(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})", re.ASCII)
 
 MAGIC_COOKIE = "z9hG4bK"
 """RFC 3261 branch prefix: a branch starting with it is globally unique and names a transaction."""
+
+
+def unfolded_lines(head: bytes) -> list[str]:
+    """The lines of a header section (start line first), with folded continuation lines joined."""
+    return LINE_SPLIT_RE.split(FOLDED_LINE_RE.sub(" ", head.decode(*TEXT_ENCODING)))
 
 
 def is_digits(text: str) -> bool:

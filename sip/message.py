@@ -13,13 +13,14 @@ from dataclasses import dataclass
 from .errors import SipParseError
 from .fields import CSeq, NameAddress, Via
 from .grammar import (
-    FOLDED_LINE_RE,
     HEADER_LINE_RE,
     LOOSE_REQUEST_LINE_RE,
     REQUEST_LINE_RE,
     STATUS_LINE_RE,
+    TEXT_ENCODING,
     is_digits,
     split_unquoted,
+    unfolded_lines,
 )
 from .headers import Headers
 from .status import reason_phrase
@@ -27,8 +28,6 @@ from .uri import AbsoluteUri, Uri, parse_uri
 
 SIP_VERSION = "SIP/2.0"
 MANDATORY_HEADERS = ("Via", "From", "To", "Call-ID", "CSeq")
-_LINE_SPLIT_RE = re.compile(r"\r?\n")
-_ENCODING = ("utf-8", "surrogateescape")
 
 
 class Message:
@@ -139,7 +138,7 @@ class Message:
             lines.append(f"{name}: {value}")
         if not length_written:
             lines.append(f"Content-Length: {len(self.body)}")
-        return ("\r\n".join(lines) + "\r\n\r\n").encode(*_ENCODING) + self.body
+        return ("\r\n".join(lines) + "\r\n\r\n").encode(*TEXT_ENCODING) + self.body
 
 
 class Request(Message):
@@ -200,7 +199,7 @@ def parse_message(data: bytes, limits: MessageLimits = DEFAULT_LIMITS) -> Reques
     """
     data = data.lstrip(b"\r\n")
     head, available = _split_head_and_body(data)
-    lines = _LINE_SPLIT_RE.split(FOLDED_LINE_RE.sub(" ", head.decode(*_ENCODING)))
+    lines = unfolded_lines(head)
     start_line, header_lines = lines[0], lines[1:]
     headers = Headers()
     problems: list[SipParseError] = []
