@@ -12,6 +12,7 @@ from .grammar import (
     find_unquoted,
     is_digits,
     is_token,
+    number,
     quote,
     unquote,
     valid_host,
@@ -166,7 +167,7 @@ class CSeq:
         parts = text.split()
         if len(parts) != 2 or not is_digits(parts[0]) or not is_token(parts[1]):
             raise ValueError(f"bad CSeq {text!r}")
-        number = int(parts[0])
-        if number >= 2**31:
-            raise ValueError(f"CSeq number out of range: {parts[0]}")
-        return cls(number, parts[1])
+        value = number(parts[0])
+        if value is None or value >= 2**31:
+            raise ValueError(f"CSeq number out of range: {parts[0][:20]}")
+        return cls(value, parts[1])

@@ -66,6 +66,14 @@ def is_digits(text: str) -> bool:
     return text.isascii() and text.isdigit()
 
 
+def number(text: str, max_digits: int = 10) -> int | None:
+    """The value of a string of ASCII digits (leading zeros allowed), or None when it is not one or is
+    longer than `max_digits` significant digits (which also keeps huge strings away from int())."""
+    if not is_digits(text) or len(text.lstrip("0")) > max_digits:
+        return None
+    return int(text.lstrip("0") or "0")
+
+
 def is_token(text: str) -> bool:
     """Whether `text` is a non-empty SIP token."""
     return TOKEN_RE.fullmatch(text) is not None

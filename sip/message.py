@@ -18,7 +18,7 @@ from .grammar import (
     REQUEST_LINE_RE,
     STATUS_LINE_RE,
     TEXT_ENCODING,
-    is_digits,
+    number,
     split_unquoted,
     unfolded_lines,
 )
@@ -246,10 +246,10 @@ def _body_by_content_length(headers: Headers, available: bytes) -> bytes:
     lengths = headers.get_all("Content-Length")
     if not lengths:
         return available
-    values = {value.strip() for value in lengths}
-    if len(values) != 1 or not is_digits(next(iter(values))):
+    values = {number(value.strip(" \t")) for value in lengths}
+    length = values.pop() if len(values) == 1 else None
+    if length is None:
         raise SipParseError("Malformed Content-Length header")
-    length = int(next(iter(values)))
     if length > len(available):
         raise SipParseError("Body shorter than Content-Length")
     return available[:length]
@@ -281,7 +281,8 @@ def _validate_request(request: Request) -> None:
     if request.cseq.method != request.method:
         raise SipParseError("CSeq method does not match the request method")
     max_forwards = request.headers.get("Max-Forwards")
-    if max_forwards is not None and (not is_digits(max_forwards.strip()) or int(max_forwards) > 255):
+    hops = 0 if max_forwards is None else number(max_forwards.strip(" \t"), 3)
+    if hops is None or hops > 255:
         raise SipParseError("Malformed Max-Forwards header")
 
 

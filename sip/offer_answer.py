@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from .errors import RemoteProtocolError
-from .grammar import is_digits
+from .grammar import number
 from .sdp import Connection, Media, Origin, SdpParseError, SessionDescription
 
 STATIC_PAYLOAD_TYPES: dict[int, tuple[str, int, int]] = {
@@ -103,7 +103,7 @@ def negotiate_audio(offer: SessionDescription, supported: Sequence[CodecSpec]) -
             remote_host=connection.host,
             remote_port=media.port,
             remote_direction=direction,
-            remote_ptime=int(ptime) if ptime and is_digits(ptime) else None,
+            remote_ptime=number(ptime, 4) if ptime else None,
         )
     raise OfferAnswerError("No supported audio codec offered")
 
@@ -111,21 +111,23 @@ def negotiate_audio(offer: SessionDescription, supported: Sequence[CodecSpec]) -
 def _first_supported(media: Media, names: dict[int, tuple[str, int, int]],
                      supported: Sequence[CodecSpec]) -> tuple[CodecSpec | None, int | None]:
     for fmt in media.formats:
-        if not is_digits(fmt) or int(fmt) not in names:
+        payload_type = number(fmt, 3)
+        if payload_type is None or payload_type not in names:
             continue
-        encoding, rate, channels = names[int(fmt)]
+        encoding, rate, channels = names[payload_type]
         for codec in supported:
             if codec.matches(encoding, rate, channels):
-                return codec, int(fmt)
+                return codec, payload_type
     return None, None
 
 
 def _telephone_event(media: Media, names: dict[int, tuple[str, int, int]], clock_rate: int) -> int | None:
     for fmt in media.formats:
-        if is_digits(fmt) and int(fmt) in names:
-            encoding, rate, _ = names[int(fmt)]
+        payload_type = number(fmt, 3)
+        if payload_type is not None and payload_type in names:
+            encoding, rate, _ = names[payload_type]
             if encoding.lower() == "telephone-event" and rate == clock_rate:
-                return int(fmt)
+                return payload_type
     return None
 
 

@@ -9,12 +9,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from .errors import RemoteProtocolError
-from .grammar import is_digits
+from .grammar import number
 
 DIRECTIONS = ("sendrecv", "sendonly", "recvonly", "inactive")
 SESSION_LINE_TYPES = frozenset("vosiuepcbtrzkam")
 MEDIA_LINE_TYPES = frozenset("micbka")
 """RFC 4566 §5: the line types allowed at session level and inside a media section."""
+SESSION_LINE_ORDER = "iuepbrzk"
+MEDIA_LINE_ORDER = "ibk"
+"""The order in which the uninterpreted lines are written (RFC 4566 §5)."""
 
 
 class SdpParseError(RemoteProtocolError):
@@ -40,9 +43,11 @@ class Origin:
     def parse(cls, value: str) -> Origin:
         """Parse the value of an o= line."""
         parts = value.split()
-        if len(parts) != 6 or not is_digits(parts[1]) or not is_digits(parts[2]):
-            raise SdpParseError(f"Malformed SDP origin: {value!r}")
-        return cls(parts[0], int(parts[1]), int(parts[2]), parts[3], parts[4], parts[5])
+        session_id = number(parts[1], 20) if len(parts) == 6 else None
+        version = number(parts[2], 20) if len(parts) == 6 else None
+        if session_id is None or version is None:
+            raise SdpParseError(f"Malformed SDP origin: {value[:80]!r}")
+        return cls(parts[0], session_id, version, parts[3], parts[4], parts[5])
 
 
 @dataclass
@@ -100,10 +105,12 @@ class Media:
         for value in self.attribute_values("rtpmap"):
             pt_text, _, encoding = value.partition(" ")
             parts = encoding.strip().split("/")
-            if not is_digits(pt_text) or len(parts) < 2 or not is_digits(parts[1]):
+            payload_type = number(pt_text, 3)
+            rate = number(parts[1], 9) if len(parts) >= 2 else None
+            if payload_type is None or rate is None:
                 continue
-            channels = int(parts[2]) if len(parts) > 2 and is_digits(parts[2]) else 1
-            mapping[int(pt_text)] = (parts[0], int(parts[1]), channels)
+            channels = (number(parts[2], 2) if len(parts) > 2 else None) or 1
+            mapping[payload_type] = (parts[0], rate, channels)
         return mapping
 
     def fmtp(self) -> dict[int, str]:
@@ -111,8 +118,9 @@ class Media:
         mapping: dict[int, str] = {}
         for value in self.attribute_values("fmtp"):
             pt_text, _, params = value.partition(" ")
-            if is_digits(pt_text):
-                mapping[int(pt_text)] = params.strip()
+            payload_type = number(pt_text, 3)
+            if payload_type is not None:
+                mapping[payload_type] = params.strip()
         return mapping
 
     def direction(self, session_default: str = "sendrecv") -> str:
@@ -215,6 +223,10 @@ def parse_sdp(data: bytes | str) -> SessionDescription:
         raise SdpParseError("SDP has no o= line")
     if not session.times:
         session.times.append("0 0")
+    # Keep the other lines in RFC 4566 order, as to_bytes writes them, so that a description round-trips.
+    session.other_lines.sort(key=lambda line: SESSION_LINE_ORDER.index(line[0]))
+    for media in session.media:
+        media.other_lines.sort(key=lambda line: MEDIA_LINE_ORDER.index(line[0]))
     return session
 
 
@@ -223,6 +235,8 @@ def _parse_media_line(value: str) -> Media:
     if len(parts) < 4:
         raise SdpParseError(f"Malformed SDP media line: {value!r}")
     port_text, _, count_text = parts[1].partition("/")
-    if not is_digits(port_text) or int(port_text) > 65535 or (count_text and not is_digits(count_text)):
-        raise SdpParseError(f"Malformed SDP media port: {parts[1]!r}")
-    return Media(parts[0], int(port_text), parts[2], parts[3:], int(count_text) if count_text else None)
+    port = number(port_text, 5)
+    count = number(count_text, 5) if count_text else None
+    if port is None or port > 65535 or (count_text and count is None):
+        raise SdpParseError(f"Malformed SDP media port: {parts[1][:40]!r}")
+    return Media(parts[0], port, parts[2], parts[3:], count)

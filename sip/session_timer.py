@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .grammar import Params, is_digits
+from .grammar import Params, number
 from .headers import Headers
 
 DEFAULT_MIN_SE = 90
@@ -32,14 +32,15 @@ def parse_session_expires(headers: Headers) -> SessionExpires | None:
     if value is None:
         return None
     delta, _, rest = value.partition(";")
-    if not is_digits(delta.strip()):
+    interval = number(delta.strip(" \t"))
+    if interval is None:
         return None
     try:
         params = Params.parse(rest)
     except ValueError:
         return None
     refresher = (params.get("refresher") or "").lower() or None
-    return SessionExpires(int(delta.strip()), refresher if refresher in ("uac", "uas") else None)
+    return SessionExpires(interval, refresher if refresher in ("uac", "uas") else None)
 
 
 def supports_timer(headers: Headers) -> bool:

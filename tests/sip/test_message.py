@@ -738,3 +738,21 @@ def test_headers_add_prepend_copy_iter() -> None:
 def test_four_digit_status_code_rejected(status_line: str) -> None:
     with pytest.raises(SipParseError):
         parse_message(build(status_line, response_headers()))
+
+
+@pytest.mark.parametrize(("header", "parses"), [
+    ("Content-Length: " + "0" * 4301, True),  # leading zeros are allowed, and this is just 0
+    ("Max-Forwards: " + "0" * 4300 + "70", True),
+    ("Content-Length: " + "9" * 4301, False),  # beyond what int() converts: must not escape as ValueError
+    ("Max-Forwards: 70\x1c", False),  # str.strip() would eat the control character, int() would not
+    ("CSeq: " + "1" * 5000 + " OPTIONS", False),
+])
+def test_absurd_numbers_are_parse_errors_never_other_exceptions(header: str, parses: bool) -> None:
+    name = header.split(":")[0]
+    data = build("OPTIONS sip:b@example.com SIP/2.0", [h for h in basic_headers() if not h.startswith(name)] + [header])
+    if parses:
+        assert isinstance(parse_message(data), Request)
+        return
+    with pytest.raises(SipParseError) as info:
+        parse_message(data)
+    assert info.value.status_code == 400 and info.value.request is not None

@@ -280,3 +280,30 @@ def test_unknown_session_level_line_round_trips_or_is_rejected() -> None:
     except SdpParseError:
         return
     assert parse_sdp(sdp.to_bytes()) == sdp
+
+
+HEAD = "v=0\r\no=- 1 1 IN IP4 192.0.2.7\r\ns=-\r\nt=0 0\r\n"
+
+
+@pytest.mark.parametrize("text", [
+    "v=0\r\no=- " + "1" * 4301 + " 1 IN IP4 192.0.2.7\r\ns=-\r\nt=0 0\r\n",
+    HEAD + "m=audio " + "4" * 4301 + " RTP/AVP 0\r\n",
+    HEAD + "m=audio 4000/" + "2" * 4301 + " RTP/AVP 0\r\n",
+])
+def test_absurdly_long_numbers_are_sdp_errors(text: str) -> None:
+    with pytest.raises(SdpParseError):
+        parse_sdp(text)
+
+
+def test_rtpmap_with_absurd_numbers_is_ignored_not_fatal() -> None:
+    sdp = parse_sdp("v=0\r\no=- 1 1 IN IP4 192.0.2.7\r\ns=-\r\nt=0 0\r\nm=audio 4000 RTP/AVP 0\r\n"
+                    f"a=rtpmap:{'9' * 5000} PCMU/8000\r\na=rtpmap:0 PCMU/{'8' * 5000}\r\n")
+    assert sdp.media[0].rtpmap() == {}
+
+
+def test_unordered_other_lines_are_kept_in_rfc_order_so_a_description_round_trips() -> None:
+    sdp = parse_sdp("v=0\r\no=- 1 1 IN IP4 192.0.2.7\r\ns=-\r\nb=AS:64\r\ni=x\r\nt=0 0\r\n"
+                    "m=audio 4000 RTP/AVP 0\r\nb=AS:64\r\ni=y\r\n")
+    assert sdp.other_lines == [("i", "x"), ("b", "AS:64")]
+    assert sdp.media[0].other_lines == [("i", "y"), ("b", "AS:64")]
+    assert parse_sdp(sdp.to_bytes()) == sdp
