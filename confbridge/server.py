@@ -100,8 +100,7 @@ class Server:
                                                answer_delay=config.answer_delay)
         service.attach(telephony, media)
         self._sip = edge = SipEdge(ua, telephony.on_event, idle_timeout=config.tcp_idle_timeout)
-        self._sip_port = ua.port = await edge.listen_udp(config.bind, config.sip_port)
-        await edge.listen_tcp(config.bind, self._sip_port)
+        self._sip_port = ua.port = await edge.listen_udp_and_tcp(config.bind, config.sip_port)
         if config.tls_port is not None and config.tls_cert is not None and config.tls_key is not None:
             context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
             context.load_cert_chain(config.tls_cert, config.tls_key)

@@ -73,6 +73,22 @@ class SipEdge:
         self.local[UDP] = self._udp.get_extra_info("sockname")[:2]
         return self.local[UDP][1]
 
+    async def listen_udp_and_tcp(self, host: str, port: int, attempts: int = 20) -> int:
+        """Listen for datagrams and streams on one port; with port 0, on one that is free for both."""
+        for _ in range(attempts if port == 0 else 1):
+            bound = await self.listen_udp(host, port)
+            try:
+                await self.listen_tcp(host, bound)
+            except OSError:
+                if port != 0:
+                    raise
+                assert self._udp is not None
+                self._udp.close()
+                self._udp = None
+                continue
+            return bound
+        raise OSError(f"no port on {host} is free for both UDP and TCP")
+
     async def listen_tcp(self, host: str, port: int) -> int:
         """Accept TCP connections on host:port; returns the bound port."""
         return await self._listen(TCP, host, port, None)

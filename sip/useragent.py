@@ -114,9 +114,13 @@ class UserAgent:
     # -- sans-IO plumbing -------------------------------------------------------------------------
 
     def receive(self, data: bytes, source: Peer, now: float) -> None:
-        """Feed one message from `source` (dropped while the source is throttled as a scanner)."""
+        """Feed one message from `source`.
+
+        While the source is throttled as a scanner only its ACKs get through, so that the 404s which
+        triggered the block stop being retransmitted; everything else is dropped unread.
+        """
         self._now = now
-        if self.guard.is_blocked(source.host, now):
+        if self.guard.is_blocked(source.host, now) and not data.lstrip(b"\r\n").startswith(b"ACK "):
             self.blocked_drops += 1
             return
         self.transactions.receive(data, source, now)
