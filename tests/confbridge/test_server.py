@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from confbridge import Server, ServerConfig
-from tests.helpers.server_process import free_port, free_rtp_range
+from tests.helpers.ports import free_rtp_range, free_sip_port
 
 
 def config(tmp_path: Path, sip_port: int = 0) -> ServerConfig:
@@ -36,7 +36,7 @@ def test_library_server_publishes_events_and_stops_cleanly(tmp_path: Path) -> No
 
 def test_failed_start_releases_everything(tmp_path: Path) -> None:
     taken = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    port = free_port()
+    port = free_sip_port()
     taken.bind(("127.0.0.1", port))
     try:
         async def failing() -> None:

@@ -8,75 +8,25 @@ receiving side: each hears the other tones and not its own.
 from __future__ import annotations
 
 import itertools
-import shutil
-import socket
-import subprocess
 import time
 from pathlib import Path
 
-import pytest
-
-from sip.sdp import parse_sdp
-from tests.helpers.audio import has_tone, lacks_tone, read_wav, tone, tone_level_db
-from tests.helpers.rtp_peer import RtpPeer
-from tests.helpers.server_process import RunningServer, free_port
+from tests.helpers.audio import has_tone, lacks_tone, read_wav, tone_level_db
+from tests.helpers.participant import Participant
+from tests.helpers.server_process import RunningServer
 from tests.helpers.sip_client import SipClient
 from tests.helpers.sip_messages import pcmu_offer
+from tests.helpers.sipp import Sipp, make_tone_wav, scenario_with_tone
 
-SCENARIOS = Path(__file__).parent / "scenarios"
 TONES = (440.0, 1050.0, 1730.0)
-
-
-def require_tool(name: str) -> str:
-    path = shutil.which(name)
-    if path is None:
-        pytest.fail(f"{name} is not installed; the test command (scripts/test.sh) installs it from Debian")
-    return path
-
-
-def make_tone_wav(path: Path, frequency: float, seconds: float = 10.0) -> Path:
-    """A μ-law WAV of a sine tone, made by sox (an encoder independent of ours)."""
-    subprocess.run([require_tool("sox"), "-n", "-r", "8000", "-c", "1", "-e", "u-law", str(path), "synth",
-                    str(seconds), "sine", str(frequency), "vol", "0.4"], check=True)
-    return path
-
-
-def free_media_port() -> int:
-    """An even UDP port with the next three free too (SIPp uses audio, RTCP and video ports)."""
-    for _ in range(100):
-        base = free_port() & ~1
-        try:
-            socks = []
-            for port in range(base, base + 4):
-                sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-                socks.append(sock)
-                sock.bind(("127.0.0.1", port))
-        except OSError:
-            continue
-        finally:
-            for sock in socks:
-                sock.close()
-        return base
-    raise RuntimeError("no free media port block")
-
-
-def start_sipp(server: RunningServer, direct_hash: str, tone_file: Path, duration_ms: int, work: Path) -> \
-        subprocess.Popen[bytes]:
-    """One SIPp UAC call that streams `tone_file` for `duration_ms` and then hangs up."""
-    scenario = work / f"uac_{tone_file.stem}.xml"
-    scenario.write_text((SCENARIOS / "uac_tone.xml").read_text().replace("TONE_FILE", str(tone_file)))
-    args = [require_tool("sipp"), f"{server.sip[0]}:{server.sip[1]}", "-sf", str(scenario),
-            "-s", f"direct.{direct_hash}", "-m", "1", "-d", str(duration_ms), "-i", "127.0.0.1",
-            "-p", str(free_port()), "-mp", str(free_media_port()), "-nostdin", "-timeout", "40s",
-            "-trace_err", "-error_file", str(work / f"{tone_file.stem}.errors")]
-    return subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=work)
 
 
 def test_three_sipp_calls_are_mixed_into_the_recording(server: RunningServer, tmp_path: Path) -> None:
     api = server.api
     conference = api.post("/conferences", {"type": "conference", "name": "sipp", "detail": "three tones"})
-    calls = [start_sipp(server, conference["direct_hash"], make_tone_wav(tmp_path / f"tone{int(f)}.wav", f),
-                        7000, tmp_path) for f in TONES]
+    calls = [Sipp(scenario_with_tone("uac_tone.xml", make_tone_wav(tmp_path / f"tone{int(f)}.wav", f), tmp_path),
+                  tmp_path, target=server.sip, name=f"tone{int(f)}", service=f"direct.{conference['direct_hash']}",
+                  extra=("-d", "7000")) for f in TONES]
     try:
         joined = api.wait_for(f"/conferences/{conference['id']}", lambda c: len(c["conferencecall_ids"]) == 3)
         started = api.post(f"/conferences/{conference['id']}/recording_start", {"format": "wav"})
@@ -88,8 +38,8 @@ def test_three_sipp_calls_are_mixed_into_the_recording(server: RunningServer, tm
         assert stopped["recording_id"] == "00000000-0000-0000-0000-000000000000"
         assert stopped["recording_ids"] == [recording_id]
     finally:
-        outcomes = [(call.wait(60), call.stderr.read() if call.stderr else b"") for call in calls]
-    assert all(code == 0 for code, _ in outcomes), outcomes
+        outcomes = [call.wait() for call in calls]
+    assert all(outcome.code == 0 for outcome in outcomes), [outcome.explain() for outcome in outcomes]
 
     recording = api.get(f"/recordings/{recording_id}")
     assert recording["status"] == "ended" and recording["reference_id"] == conference["id"]
@@ -113,30 +63,10 @@ def test_three_sipp_calls_are_mixed_into_the_recording(server: RunningServer, tm
         assert call["direction"] == "incoming" and call["destination"]["target"].startswith("sip:direct.")
 
 
-class Participant:
-    """A test caller with its own RTP peer."""
-
-    def __init__(self, server: RunningServer, direct_hash: str, frequency: float, payload_type: int = 0) -> None:
-        self.frequency = frequency
-        self.peer = RtpPeer(payload_type)
-        self.sip = SipClient(server.sip, server.direct_uri(direct_hash))
-        answer = self.sip.call(pcmu_offer("127.0.0.1", self.peer.port, formats=f"{payload_type} 101"))
-        assert answer.status_code == 200, answer
-        sdp = parse_sdp(answer.body)
-        self.server_rtp = (sdp.connection.host if sdp.connection else "", sdp.media[0].port)
-        assert sdp.media[0].formats == [str(payload_type), "101"], "our codec and telephone-event accepted"
-        assert sdp.media[0].rtpmap()[101] == ("telephone-event", 8000, 1)
-        self.peer.start_sending(self.server_rtp, tone(frequency, 8.0))
-
-    def close(self) -> None:
-        self.peer.stop()
-        self.sip.close()
-
-
 def test_each_participant_hears_everyone_but_itself(server: RunningServer) -> None:
     api = server.api
     conference = api.post("/conferences", {"type": "conference", "name": "n-1"})
-    people = [Participant(server, conference["direct_hash"], f) for f in TONES]
+    people = [Participant(server.sip, server.direct_uri(conference["direct_hash"]), f) for f in TONES]
     try:
         api.wait_for(f"/conferences/{conference['id']}", lambda c: len(c["conferencecall_ids"]) == 3)
         time.sleep(2.5)
@@ -179,8 +109,8 @@ def test_each_participant_hears_everyone_but_itself(server: RunningServer) -> No
 def test_pcma_and_pcmu_participants_hear_each_other(server: RunningServer) -> None:
     api = server.api
     conference = api.post("/conferences", {"type": "conference", "name": "codecs"})
-    alaw = Participant(server, conference["direct_hash"], 700.0, payload_type=8)
-    ulaw = Participant(server, conference["direct_hash"], 1300.0, payload_type=0)
+    alaw = Participant(server.sip, server.direct_uri(conference["direct_hash"]), 700.0, payload_type=8)
+    ulaw = Participant(server.sip, server.direct_uri(conference["direct_hash"]), 1300.0, payload_type=0)
     try:
         api.wait_for(f"/conferences/{conference['id']}", lambda c: len(c["conferencecall_ids"]) == 2)
         time.sleep(1.5)
@@ -198,7 +128,7 @@ def test_pcma_and_pcmu_participants_hear_each_other(server: RunningServer) -> No
 def test_kick_sends_bye_with_retransmission_and_the_participant_leaves(server: RunningServer) -> None:
     api = server.api
     conference = api.post("/conferences", {"type": "conference", "name": "kick"})
-    person = Participant(server, conference["direct_hash"], 440.0)
+    person = Participant(server.sip, server.direct_uri(conference["direct_hash"]), 440.0)
     try:
         joined = api.wait_for(f"/conferences/{conference['id']}", lambda c: len(c["conferencecall_ids"]) == 1)
         cc_id = joined["conferencecall_ids"][0]

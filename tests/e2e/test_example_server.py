@@ -10,13 +10,14 @@ import sys
 import time
 from pathlib import Path
 
-from tests.helpers.server_process import REPO_ROOT, free_port
+from tests.helpers.ports import free_port, free_sip_port
+from tests.helpers.server_process import REPO_ROOT
 from tests.helpers.sip_client import SipClient
 from tests.helpers.sip_messages import pcmu_offer
 
 
 def test_example_server_prints_a_uri_that_answers_calls(tmp_path: Path) -> None:
-    sip_port, http_port = free_port(), free_port(socket.SOCK_STREAM)
+    sip_port, http_port = free_sip_port(), free_port(socket.SOCK_STREAM)
     log = tmp_path / "example.log"
     with open(log, "wb") as out:
         process = subprocess.Popen([sys.executable, str(REPO_ROOT / "examples" / "server.py"), "--sip-port",

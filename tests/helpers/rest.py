@@ -61,6 +61,11 @@ class ApiClient:
         """DELETE that must succeed."""
         return self.ok("DELETE", path)
 
+    def create_conference(self, name: str = "", **fields: Any) -> dict[str, Any]:
+        """POST /conferences of type conference; the created conference."""
+        conference: dict[str, Any] = self.post("/conferences", {"type": "conference", "name": name, **fields})
+        return conference
+
     def wait_for(self, path: str, predicate: Callable[[Any], bool], timeout: float = 10.0) -> Any:
         """Poll GET `path` until `predicate(json)` holds; fail with the last JSON after `timeout`."""
         deadline = time.monotonic() + timeout

@@ -32,14 +32,14 @@ CODECS = {0: (ulaw_encode, ulaw_decode), 8: (alaw_encode, alaw_decode)}
 class RtpPeer:
     """Sends `samples` in a loop to `remote` every 20 ms (absolute deadlines) and records every packet.
 
-    Payload type 0 is PCMU, 8 is PCMA.
+    Payload type 0 is PCMU, 8 is PCMA; `host` may be an IPv6 address.
     """
 
-    def __init__(self, payload_type: int = 0) -> None:
+    def __init__(self, payload_type: int = 0, host: str = LOOPBACK) -> None:
         self.payload_type = payload_type
         self.encode, self.decode = CODECS[payload_type]
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.bind((LOOPBACK, 0))
+        self.sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind((host, 0))
         self.sock.settimeout(0.05)
         self.port: int = self.sock.getsockname()[1]
         self.received: list[Received] = []

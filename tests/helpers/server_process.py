@@ -3,41 +3,21 @@
 from __future__ import annotations
 
 import os
-import random
 import re
 import signal
 import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from .ports import free_port, free_rtp_range, free_sip_port
 from .rest import ApiClient
 
 LOOPBACK = "127.0.0.1"
 REPO_ROOT = Path(__file__).resolve().parents[2]
-
-
-def free_port(kind: int = socket.SOCK_DGRAM) -> int:
-    """A port the kernel says is free right now (UDP by default)."""
-    with socket.socket(socket.AF_INET, kind) as sock:
-        sock.bind((LOOPBACK, 0))
-        return int(sock.getsockname()[1])
-
-
-def free_rtp_range(size: int = 100) -> tuple[int, int]:
-    """A block of `size` ports in 30000-59999 whose first ports are free."""
-    for _ in range(50):
-        low = random.randrange(30000, 60000 - size, 2)
-        try:
-            for port in range(low, low + 8):
-                with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-                    sock.bind((LOOPBACK, port))
-        except OSError:
-            continue
-        return low, low + size - 1
-    raise RuntimeError("no free RTP port block")
 
 
 @dataclass
@@ -83,7 +63,7 @@ def start_server(data_dir: Path, *, token: str | None = "test-token", extra_args
 
     With `token=None` no --token is passed: the server generates or reuses its own, read from its output.
     """
-    sip_port = sip_port or free_port()
+    sip_port = sip_port or free_sip_port()
     http_port = http_port or free_port(socket.SOCK_STREAM)
     rtp_low, rtp_high = free_rtp_range()
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -106,3 +86,7 @@ def start_server(data_dir: Path, *, token: str | None = "test-token", extra_args
         time.sleep(0.05)
     server.token = printed.group(1)
     return server
+
+
+LaunchServer = Callable[..., RunningServer]
+"""The `launch_server` fixture: `launch_server(*extra_args, sip_port=None, http_port=None, token=...)`."""

@@ -10,6 +10,7 @@ from sip.message import Request, Response, parse_message
 from .sip_messages import CallParty, response_to
 
 LOOPBACK = "127.0.0.1"
+LOOPBACK6 = "::1"
 
 
 class SipClient:
@@ -17,10 +18,11 @@ class SipClient:
 
     def __init__(self, server: tuple[str, int], target_uri: str) -> None:
         self.server = server
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.bind((LOOPBACK, 0))
+        ipv6 = ":" in server[0]
+        self.sock = socket.socket(socket.AF_INET6 if ipv6 else socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind((LOOPBACK6 if ipv6 else LOOPBACK, 0))
         self.port = self.sock.getsockname()[1]
-        self.party = CallParty(LOOPBACK, self.port, target_uri)
+        self.party = CallParty(f"[{LOOPBACK6}]" if ipv6 else LOOPBACK, self.port, target_uri)
         self.provisional: list[int] = []
         self.answer: Response | None = None
 
@@ -32,7 +34,7 @@ class SipClient:
         """The next message from the server (parsed, raw)."""
         self.sock.settimeout(timeout)
         data, source = self.sock.recvfrom(65535)
-        assert source == self.server, f"message from {source}, not the server"
+        assert source[:2] == self.server, f"message from {source}, not the server"
         return parse_message(data), data
 
     def nothing_within(self, seconds: float) -> bool:
