@@ -213,6 +213,7 @@ async def create_calls(request: web.Request) -> web.Response:
         if not isinstance(destination, dict) or destination.get("type") != "sip":
             raise InvalidRequest('each destination must be {"type": "sip", "target": "sip:user@host"}')
         targets.append(field_of(destination, "target", str, ""))
+        Telephony.parse_target(targets[-1])  # every destination is checked before any is dialled
     conference_id = None
     for action in field_of(body, "actions", list, []):
         if not isinstance(action, dict) or action.get("type") != "conference_join":

@@ -336,15 +336,21 @@ class Telephony:
 
     # -- outgoing calls ---------------------------------------------------------------------------
 
-    def dial(self, customer_id: str, *, target: str, conference_id: str, source: dict[str, str] | None = None,
-             credentials: tuple[Credentials, ...] | None = None) -> Call:
-        """Place a call to `target` (a sip: or sips: URI) that joins `conference_id` once answered."""
+    @staticmethod
+    def parse_target(target: str) -> SipUri:
+        """A destination as a sip: or sips: URI; InvalidRequest when it is not one."""
         try:
             uri = parse_uri(target)
         except ValueError:
-            raise InvalidRequest(f"destination target {target!r} is not a SIP URI") from None
+            uri = None
         if not isinstance(uri, SipUri):
             raise InvalidRequest(f"destination target {target!r} is not a SIP URI")
+        return uri
+
+    def dial(self, customer_id: str, *, target: str, conference_id: str, source: dict[str, str] | None = None,
+             credentials: tuple[Credentials, ...] | None = None) -> Call:
+        """Place a call to `target` (a sip: or sips: URI) that joins `conference_id` once answered."""
+        uri = self.parse_target(target)
         from_user = "confbridge"
         if source and source.get("target"):
             source_uri = parse_uri(source["target"]) if ":" in source["target"] else None

@@ -22,7 +22,8 @@ from typing import Any
 from sip.framing import PING, PONG, FramedMessage, FramingError, StreamFramer
 from sip.message import Request, Response, parse_message
 
-from .sip_messages import CallParty, response_to
+from .sip_client import SipCaller
+from .sip_messages import CallParty
 
 MAX_BODY = 1 << 20
 
@@ -51,13 +52,14 @@ def tls_client_context(ca_file: Path) -> ssl.SSLContext:
     return context
 
 
-class StreamSipClient:
+class StreamSipClient(SipCaller):
     """One TCP or TLS connection to the server, one call at a time."""
 
     def __init__(self, server: tuple[str, int], target_uri: str, *, transport: str = "TCP",
                  ssl_context: ssl.SSLContext | None = None, timeout: float = 5.0) -> None:
         if transport not in ("TCP", "TLS") or (transport == "TLS") != (ssl_context is not None):
             raise ValueError("TCP without an SSL context, or TLS with one")
+        super().__init__()
         self.server = server
         self.transport = transport
         raw = socket.create_connection(server, timeout=timeout)
@@ -66,8 +68,6 @@ class StreamSipClient:
         host = f"[{local_host}]" if ":" in local_host else local_host
         self.party = StreamCallParty(host, self.port, target_uri, transport=transport)
         self.framer = StreamFramer(max_body_bytes=MAX_BODY)
-        self.provisional: list[int] = []
-        self.answer: Response | None = None
         self._framed: deque[bytes] = deque()
         self._eof = False
 
@@ -135,59 +135,6 @@ class StreamSipClient:
                 raise TimeoutError(f"no message from the server within {timeout} s")
         raw = self._framed.popleft()
         return parse_message(raw), raw
-
-    def nothing_within(self, seconds: float) -> bool:
-        """Whether the server sends no message for `seconds`."""
-        try:
-            self.receive(seconds)
-        except TimeoutError:
-            return True
-        return False
-
-    def final_response(self, method: str, timeout: float = 5.0) -> Response:
-        """The next final response to a `method` request (provisional ones are collected)."""
-        deadline = time.monotonic() + timeout
-        while True:
-            message, _ = self.receive(max(0.01, deadline - time.monotonic()))
-            if isinstance(message, Response) and message.cseq.method == method:
-                if message.status_code >= 200:
-                    return message
-                self.provisional.append(message.status_code)
-
-    def options(self, timeout: float = 5.0) -> Response:
-        """Send an out-of-dialog OPTIONS and return its final response."""
-        self.send(self.party.request("OPTIONS", to_tag=""))
-        return self.final_response("OPTIONS", timeout)
-
-    def call(self, sdp: bytes | None, timeout: float = 5.0) -> Response:
-        """Send INVITE, ACK the final response (a 2xx in a new transaction) and return it."""
-        branch = self.party.new_branch()
-        self.send(self.party.invite(sdp, branch=branch))
-        final = self.final_response("INVITE", timeout)
-        if final.status_code < 300:
-            self.party.to_tag = final.to_address.tag
-            self.answer = final
-            self.send(self.party.ack())
-        else:
-            self.send(self.party.request("ACK", branch=branch, to_tag=final.to_address.tag))
-        return final
-
-    def expect_request(self, method: str, timeout: float = 5.0) -> tuple[Request, bytes]:
-        """Wait for a request from the server, skipping anything else."""
-        deadline = time.monotonic() + timeout
-        while True:
-            message, raw = self.receive(max(0.01, deadline - time.monotonic()))
-            if isinstance(message, Request) and message.method == method:
-                return message, raw
-
-    def reply(self, raw_request: bytes, status: int = 200, reason: str = "OK") -> None:
-        """Answer a request the server sent us, on this connection."""
-        self.send(response_to(raw_request, status, reason))
-
-    def hangup(self, timeout: float = 5.0) -> Response:
-        """Send BYE and return its final response."""
-        self.send(self.party.bye())
-        return self.final_response("BYE", timeout)
 
     def close(self) -> None:
         """Close the connection."""
