@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from confbridge import Server, ServerConfig
+from sip.timers import TimerConfig
 from tests.helpers.ports import free_rtp_range, free_sip_port
 
 
@@ -53,3 +54,25 @@ def test_failed_start_releases_everything(tmp_path: Path) -> None:
             return server.sip_port
 
     assert asyncio.run(works()) == port
+
+
+def test_library_dial_creates_a_dialing_call_that_fails_when_nobody_answers(tmp_path: Path) -> None:
+    nobody = free_sip_port()
+
+    async def scenario() -> tuple[str, str]:
+        cfg = config(tmp_path)
+        cfg.sip_timers = TimerConfig(t1=0.02)
+        cfg.ring_timeout = 30
+        async with Server(cfg) as server:
+            conference = server.create_conference(name="dial")
+            call = server.dial(f"sip:nobody@127.0.0.1:{nobody}", conference.id)
+            first = call.status.value
+            for _ in range(200):  # Timer B is 64*T1 = 1.28 s
+                await asyncio.sleep(0.02)
+                assert server.service is not None
+                final = server.service.get_call(None, call.id)
+                if final.status.value == "hangup":
+                    return first, final.hangup_reason
+            raise AssertionError("the unanswered call never ended")
+
+    assert asyncio.run(scenario()) == ("dialing", "noanswer")

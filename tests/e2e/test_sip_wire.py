@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import time
+
 from sip.message import Response
 from sip.sdp import parse_sdp
+from tests.helpers.audio import tone
+from tests.helpers.rtp_peer import RtpPeer
 from tests.helpers.server_process import RunningServer
 from tests.helpers.sip_client import SipClient
 from tests.helpers.sip_messages import pcmu_offer
@@ -137,3 +141,60 @@ def test_reinvite_refreshes_the_session_and_bumps_the_sdp_version_only_on_change
     bad = reinvite(pcmu_offer("127.0.0.1", 40000, formats="18", version=4))
     assert bad.status_code == 488
     assert client.hangup().status_code == 200, "the call survives a refused re-INVITE"
+
+
+def test_invite_without_sdp_gets_our_offer_and_the_answer_comes_in_the_ack(server: RunningServer) -> None:
+    conference = server.api.create_conference("offerless")
+    peer = RtpPeer(payload_type=8)
+    client = SipClient(server.sip, server.direct_uri(conference["direct_hash"]))
+    try:
+        answer = client.call(None, send_ack=False)
+        offer = parse_sdp(answer.body)
+        assert answer.status_code == 200 and offer.media[0].formats == ["0", "8", "101"]
+        ours = pcmu_offer("127.0.0.1", peer.port, formats="8 101")
+        client.send(client.party.request("ACK", body=ours))
+        peer.start_sending((offer.connection.host if offer.connection else "", offer.media[0].port),
+                           tone(500.0, 3.0))
+        joined = server.api.wait_for(f"/conferences/{conference['id']}", lambda c: len(c["conferencecall_ids"]) == 1)
+        assert joined["conferencecall_ids"]
+        time.sleep(0.5)
+        assert {r.packet.payload_type for r in peer.received} == {8}, "the codec the ACK's answer chose"
+        assert client.hangup().status_code == 200
+    finally:
+        peer.stop()
+        client.close()
+
+
+def test_ack_without_the_answer_ends_the_call(server: RunningServer) -> None:
+    client = SipClient(server.sip, server.direct_uri(server.api.create_conference("no answer")["direct_hash"]))
+    answer = client.call(None)
+    assert answer.status_code == 200 and answer.body
+    bye, raw = client.expect_request("BYE")
+    client.reply(raw)
+    assert bye.call_id == client.party.call_id
+
+
+def test_call_relayed_by_a_proxy_works_both_ways(server: RunningServer) -> None:
+    """The client socket plays a record-routing proxy: responses and the server's BYE must come back to it."""
+    conference = server.api.create_conference("proxied")
+    proxy = SipClient(server.sip, server.direct_uri(conference["direct_hash"]))
+    phone = "Via: SIP/2.0/UDP 10.0.0.7:5060;branch=z9hG4bKphone1"
+    record_route = f"Record-Route: <sip:127.0.0.1:{proxy.port};lr>"
+    invite = proxy.party.invite(pcmu_offer("127.0.0.1", 40000)).replace(
+        b"\r\nMax-Forwards: 70", f"\r\n{phone}\r\n{record_route}\r\nMax-Forwards: 69".encode(), 1)
+    invite = invite.replace(f"Contact: <sip:tester@127.0.0.1:{proxy.port}>".encode(),
+                            b"Contact: <sip:phone@10.0.0.7:5060>")
+    proxy.send(invite)
+    final = proxy.final_response("INVITE")
+    assert final.status_code == 200
+    assert [str(v).split(";")[0] for v in final.vias][1] == "SIP/2.0/UDP 10.0.0.7:5060", "both Vias returned"
+    assert final.headers.get("Record-Route") == f"<sip:127.0.0.1:{proxy.port};lr>"
+    proxy.party.to_tag = final.to_address.tag
+    proxy.send(proxy.party.ack())
+    participant = server.api.wait_for("/conferencecalls", lambda page: len(page["result"]) == 1)["result"][0]
+    server.api.delete(f"/conferencecalls/{participant['id']}")
+    bye, raw = proxy.expect_request("BYE")
+    assert str(bye.uri) == "sip:phone@10.0.0.7:5060", "loose routing: the Request-URI is the phone's Contact"
+    assert bye.headers.get_all("Route") == [f"<sip:127.0.0.1:{proxy.port};lr>"]
+    proxy.reply(raw)
+    server.api.wait_for(f"/conferencecalls/{participant['id']}", lambda c: c["status"] == "leaved")

@@ -7,7 +7,7 @@ import pytest
 from sip.errors import RemoteProtocolError, SipParseError
 from sip.fields import Via
 from sip.headers import Headers, canonical_name
-from sip.message import Request, Response, make_response, parse_message
+from sip.message import MessageLimits, Request, Response, make_response, parse_message
 from sip.uri import SipUri
 
 SDP_BODY = (
@@ -756,3 +756,17 @@ def test_absurd_numbers_are_parse_errors_never_other_exceptions(header: str, par
     with pytest.raises(SipParseError) as info:
         parse_message(data)
     assert info.value.status_code == 400 and info.value.request is not None
+
+
+@pytest.mark.parametrize(("extra", "limits", "reason"), [
+    ([f"X-Filler-{n}: x" for n in range(300)], MessageLimits(), "More than 256 header fields"),
+    (["Subject: " + "a" * 9000], MessageLimits(), "Header field longer than 8192 bytes"),
+    (["Subject: " + "a" * 2000], MessageLimits(max_message_bytes=1000), "Message larger than 1000 bytes"),
+])
+def test_size_caps_answer_513_with_the_request_attached(extra: list[str], limits: MessageLimits,
+                                                        reason: str) -> None:
+    data = build("OPTIONS sip:b@example.com SIP/2.0", [*basic_headers(), *extra])
+    with pytest.raises(SipParseError) as info:
+        parse_message(data, limits)
+    assert info.value.status_code == 513 and str(info.value) == reason
+    assert info.value.request is not None and info.value.request.call_id == "call-1"
