@@ -203,7 +203,7 @@ class Telephony:
                                          origin=active.origin)
             active.remote_version = offer.origin.session_version
         else:
-            active.answer = self._our_offer(leg)
+            active.answer = self._our_offer(active)
             active.awaiting_answer = True
         dialog = self.ua.answer(event.invite_id, 200, self.loop.time(), body=active.answer.to_bytes())
         assert dialog is not None
@@ -250,8 +250,9 @@ class Telephony:
             leg.mixing = direction in ("sendrecv", "sendonly")
             leg.sending = direction in ("sendrecv", "recvonly")
 
-    def _our_offer(self, leg: MediaLeg) -> SessionDescription:
-        return build_offer(address=self.public_address, port=leg.port, origin=self._new_origin(),
+    def _our_offer(self, active: ActiveCall) -> SessionDescription:
+        """Our offer for a call, under the call's own o= line."""
+        return build_offer(address=self.public_address, port=active.leg.port, origin=active.origin,
                            codecs=SUPPORTED_CODECS)
 
     def _new_origin(self) -> Origin:
@@ -277,7 +278,7 @@ class Telephony:
             return
         if not body:
             # No offer: ours goes in the 2xx, the peer answers in the ACK.
-            active.answer = self._version_bumped(active, self._our_offer(active.leg))
+            active.answer = self._version_bumped(active, self._our_offer(active))
             active.awaiting_answer = True
             self.ua.answer(request_id, 200, self.loop.time(), body=active.answer.to_bytes())
             return
@@ -380,8 +381,7 @@ class Telephony:
             self.media.close_leg(call.id)
             return
         active = ActiveCall(call.id, call.conference_id, leg, self._new_origin())
-        active.answer = self._our_offer(leg)
-        active.answer.origin = active.origin
+        active.answer = self._our_offer(active)
         outgoing = self.ua.invite(target, destination, self.loop.time(), offer=active.answer.to_bytes(),
                                   from_user=from_user, credentials=credentials)
         active.outgoing = outgoing
