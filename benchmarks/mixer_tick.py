@@ -1,7 +1,8 @@
 """Mixer tick compute time without I/O: G.711 decode, per-conference sums, N-1, clip, G.711 encode.
 
 Prints one row per (participants, conferences): the median and 99th percentile of the vectorised
-tick, and of the per-participant Python work around it (playout pull and RTP packetize).
+tick, and of the per-participant Python work around it (RTP receive with its checks, jitter buffer pop,
+RTP packetize).
 
     python benchmarks/mixer_tick.py
 """
@@ -15,17 +16,18 @@ import numpy as np
 
 from mixer.mixdown import conference_totals, mix_minus, to_pcm16
 from rtp.codecs import PCMU
-from rtp.session import RtpSession
+from rtp.packet import RtpPacket
+from rtp.session import RtpSession, StreamParams
 
 FRAME = 160
 RUNS = 200
 
 
 def vectorised_tick(payloads: list[bytes], starts: np.ndarray, conference_of_row: np.ndarray) -> bytes:
-    frames = PCMU.decode_frames(payloads, FRAME).astype(np.float32)
+    frames = PCMU.decode_frames(payloads).astype(np.float32)
     totals = conference_totals(frames, starts)
     outputs = to_pcm16(mix_minus(frames, totals, conference_of_row))
-    return PCMU.encode(outputs).tobytes()
+    return PCMU.encode_frames(outputs).tobytes()
 
 
 def measure(participants: int, conferences: int) -> tuple[float, float, float]:
@@ -35,20 +37,24 @@ def measure(participants: int, conferences: int) -> tuple[float, float, float]:
     sizes[: participants % conferences] += 1
     starts = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.intp)
     conference_of_row = np.repeat(np.arange(conferences), sizes)
-    sessions = [RtpSession(PCMU, 0, remote=("127.0.0.1", 9)) for _ in range(participants)]
-    for session, payload in zip(sessions, payloads, strict=False):
+    peer = ("127.0.0.1", 9)
+    params = StreamParams(PCMU, 0, remote=peer, remote_reachable=True)
+    sessions = [RtpSession(params, now=0.0) for _ in range(participants)]
+    packets = [[RtpPacket(0, k, k * FRAME, 7, payload).to_bytes() for k in range(RUNS + 3)] for payload in payloads]
+    for session, stream in zip(sessions, packets, strict=False):
         for k in range(3):
-            session.playout.push(k * FRAME, payload)
+            session.receive(stream[k], peer, k * 0.02)
     times, per_leg = [], []
     for run in range(RUNS):
         start = time.perf_counter()
         vectorised_tick(payloads, starts, conference_of_row)
         times.append(time.perf_counter() - start)
+        now = (run + 3) * 0.02
         start = time.perf_counter()
-        for session, payload in zip(sessions, payloads, strict=False):
-            session.playout.push((run + 3) * FRAME, payload)  # one packet in, one frame out: steady state
-            session.pull_frame()
-            session.packetize(payload)
+        for session, stream, payload in zip(sessions, packets, payloads, strict=False):
+            session.receive(stream[run + 3], peer, now)  # one packet in, one frame out: steady state
+            session.pop()
+            session.packetize(payload, now)
         per_leg.append(time.perf_counter() - start)
     times.sort()
     return statistics.median(times) * 1e3, times[int(0.99 * len(times)) - 1] * 1e3, statistics.median(per_leg) * 1e3

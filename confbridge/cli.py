@@ -12,7 +12,9 @@ from pathlib import Path
 from sip.digest import Credentials
 from sip.timers import TimerConfig
 
-from .config import ServerConfig, parse_credentials, parse_port_range
+from .config import RECORDING_RATES, ServerConfig, parse_credentials, parse_port_range
+from .dtmf_menu import DEFAULT_MENU, MenuAction, parse_binding
+from .negotiation import SrtpPolicy
 from .server import Server
 
 
@@ -51,6 +53,17 @@ def build_parser() -> argparse.ArgumentParser:
                        help="seconds a call we place may ring before it is cancelled")
     serve.add_argument("--dialout-credentials", type=_credentials, action="append", default=[],
                        metavar="USER:PASSWORD[@REALM]", help="digest credentials for calls we place (repeatable)")
+    serve.add_argument("--srtp", choices=[policy.value for policy in SrtpPolicy], default="optional",
+                       help="SRTP (SDES) for calls: off, optional (default: answer RTP/SAVP offers with SRTP) or "
+                            "required (refuse plain RTP)")
+    serve.add_argument("--rtp-timeout", type=float, default=30.0,
+                       help="hang up a call whose RTP has stopped for this many seconds (default 30)")
+    serve.add_argument("--dtmf-menu", type=_binding, action="append", default=None, metavar="SEQUENCE=ACTION",
+                       help="a key sequence participants can type (repeatable; actions: "
+                            f"{', '.join(action.value for action in MenuAction)}; default *6=toggle_mute); "
+                            "'none' turns the menu off")
+    serve.add_argument("--recording-rate", type=int, choices=list(RECORDING_RATES), default=16000,
+                       help="sample rate of recordings in Hz (default 16000)")
     serve.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     return parser
 
@@ -60,6 +73,21 @@ def _port_range(text: str) -> tuple[int, int]:
         return parse_port_range(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _binding(text: str) -> tuple[str, MenuAction] | None:
+    if text.strip().lower() == "none":
+        return None
+    try:
+        return parse_binding(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _menu(bindings: list[tuple[str, MenuAction] | None] | None) -> dict[str, MenuAction]:
+    if bindings is None:
+        return dict(DEFAULT_MENU)
+    return dict(binding for binding in bindings if binding is not None)
 
 
 def _credentials(text: str) -> Credentials:
@@ -86,19 +114,25 @@ async def serve(config: ServerConfig) -> None:
     await server.stop()
 
 
+def config_from_args(args: argparse.Namespace) -> ServerConfig:
+    """The server configuration the `serve` options describe (ValueError when they do not fit together)."""
+    return ServerConfig(
+        bind=args.bind, public_address=args.public_address, sip_port=args.sip_port, rtp_ports=args.rtp_ports,
+        http_port=args.http_port, data_dir=args.data_dir, token=args.token, user_agent=args.user_agent,
+        sip_timers=TimerConfig(args.sip_t1, args.sip_t2, args.sip_t4), tls_port=args.tls_port,
+        tls_cert=args.tls_cert, tls_key=args.tls_key, tcp_idle_timeout=args.tcp_idle_timeout,
+        scanner_threshold=args.scanner_threshold, scanner_window=args.scanner_window,
+        scanner_block=args.scanner_block, answer_delay=args.answer_delay, ring_timeout=args.ring_timeout,
+        dialout_credentials=tuple(args.dialout_credentials), srtp=SrtpPolicy(args.srtp),
+        rtp_timeout=args.rtp_timeout, dtmf_menu=_menu(args.dtmf_menu), recording_rate=args.recording_rate)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `confbridge` console script."""
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
-        config = ServerConfig(
-            bind=args.bind, public_address=args.public_address, sip_port=args.sip_port, rtp_ports=args.rtp_ports,
-            http_port=args.http_port, data_dir=args.data_dir, token=args.token, user_agent=args.user_agent,
-            sip_timers=TimerConfig(args.sip_t1, args.sip_t2, args.sip_t4), tls_port=args.tls_port,
-            tls_cert=args.tls_cert, tls_key=args.tls_key, tcp_idle_timeout=args.tcp_idle_timeout,
-            scanner_threshold=args.scanner_threshold, scanner_window=args.scanner_window,
-            scanner_block=args.scanner_block, answer_delay=args.answer_delay, ring_timeout=args.ring_timeout,
-            dialout_credentials=tuple(args.dialout_credentials))
+        config = config_from_args(args)
     except ValueError as exc:
         print(f"confbridge: {exc}", file=sys.stderr)
         return 2

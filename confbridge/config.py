@@ -5,8 +5,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from rtp.codecs import MIX_RATES
 from sip.digest import Credentials
 from sip.timers import TimerConfig
+
+from .dtmf_menu import DEFAULT_MENU, MenuAction, check_menu
+from .negotiation import SrtpPolicy
+
+RECORDING_RATES = MIX_RATES
+"""Recordings are written at one of the rates the mixer runs at."""
 
 
 @dataclass
@@ -42,10 +49,23 @@ class ServerConfig:
     dialout_credentials: tuple[Credentials, ...] = ()
     """Digest credentials for 401/407 challenges to calls we place."""
     tick_period: float = 0.020
+    srtp: SrtpPolicy = SrtpPolicy.OPTIONAL
+    """Whether calls may (optional), must (required) or may not (off) use SRTP."""
+    rtp_timeout: float = 30.0
+    """A call whose peer should be sending but has sent no RTP or RTCP for this long is hung up."""
+    dtmf_menu: dict[str, MenuAction] = field(default_factory=lambda: dict(DEFAULT_MENU))
+    """Key sequences participants type to act on their own call."""
+    recording_rate: int = 16000
+    """Sample rate of recordings (the mix is resampled to it)."""
 
     def __post_init__(self) -> None:
         if self.tls_port is not None and (self.tls_cert is None or self.tls_key is None):
             raise ValueError("a TLS port needs --tls-cert and --tls-key")
+        if self.recording_rate not in RECORDING_RATES:
+            raise ValueError(f"recording rate must be one of {RECORDING_RATES}, not {self.recording_rate}")
+        if self.rtp_timeout <= 0:
+            raise ValueError("the RTP timeout must be positive")
+        check_menu(self.dtmf_menu)
 
     @property
     def advertised_address(self) -> str:

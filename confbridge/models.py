@@ -67,6 +67,9 @@ STATUS_ORDER: dict[type[enum.StrEnum], list[Any]] = {
 }
 
 
+MUTE_DIRECTIONS = ("", "in", "out", "both")
+
+
 def moves_forward(current: enum.StrEnum, new: enum.StrEnum) -> bool:
     """Whether a status change goes forward (statuses never move back)."""
     order = STATUS_ORDER[type(current)]
@@ -124,6 +127,9 @@ class Conferencecall(Resource):
     reference_type: str = "call"
     reference_id: str = NIL_UUID
     status: ConferencecallStatus = ConferencecallStatus.JOINING
+    media: dict[str, Any] = field(default_factory=dict)
+    """The participant's media figures (codec, loss, jitter, round trip, drops): live while it is in the
+    conference, final once it has left; empty before its media started."""
     tm_create: str = field(default_factory=now_timestamp)
     tm_update: str = NEVER
     tm_delete: str = NEVER
@@ -140,6 +146,8 @@ class Call(Resource):
     status: CallStatus = CallStatus.DIALING
     conference_id: str = NIL_UUID
     conferencecall_id: str = NIL_UUID
+    mute_direction: str = ""
+    """Whose audio is muted: "" (none), "in" (the caller is not heard), "out" (hears nothing), "both"."""
     hangup_by: str = ""
     hangup_reason: str = ""
     tm_create: str = field(default_factory=now_timestamp)

@@ -27,6 +27,7 @@ from sip.transport_asyncio import SipEdge
 from sip.useragent import UserAgent
 
 from .config import ServerConfig
+from .dtmf_menu import DtmfMenu
 from .events import EventBus
 from .media import MediaEngine
 from .models import Call, Conference, Conferencecall
@@ -88,7 +89,8 @@ class Server:
 
         self._recorder = RecorderWorker(on_error=recording_failed)
         self.media = media = MediaEngine(host=config.bind, ports=PortAllocator(*config.rtp_ports),
-                                         recorder=self._recorder, loop=loop, tick_period=config.tick_period)
+                                         recorder=self._recorder, loop=loop, tick_period=config.tick_period,
+                                         rtp_timeout=config.rtp_timeout, recording_rate=config.recording_rate)
         guard = ScannerGuard(threshold=config.scanner_threshold, window=config.scanner_window,
                              block_for=config.scanner_block)
         ua = UserAgent(host=config.advertised_address, port=config.sip_port, tcp_port=config.sip_port,
@@ -97,7 +99,8 @@ class Server:
         self.telephony = telephony = Telephony(ua, service, media, public_address=config.advertised_address,
                                                loop=loop, ring_timeout=config.ring_timeout,
                                                credentials=config.dialout_credentials,
-                                               answer_delay=config.answer_delay)
+                                               answer_delay=config.answer_delay, srtp=config.srtp,
+                                               menu=DtmfMenu(config.dtmf_menu))
         service.attach(telephony, media)
         self._sip = edge = SipEdge(ua, telephony.on_event, idle_timeout=config.tcp_idle_timeout)
         self._sip_port = ua.port = await edge.listen_udp_and_tcp(config.bind, config.sip_port)

@@ -20,6 +20,7 @@ from recorder.worker import RecordingResult
 from .errors import Conflict, InvalidRequest, NotFound
 from .events import EventBus
 from .models import (
+    MUTE_DIRECTIONS,
     Call,
     CallStatus,
     Conference,
@@ -54,6 +55,12 @@ class CallControl(Protocol):
 
     def cancel(self, call_id: str) -> bool:
         """Stop ringing a call we placed; `ConferenceService.call_failed` follows. False if not ringing."""
+
+    def apply_mute(self, call_id: str, direction: str) -> None:
+        """Put a call's mute direction ("", "in", "out", "both") into effect on its media."""
+
+    def media_statistics(self, call_id: str) -> dict[str, Any] | None:
+        """The live media figures of a call (None when it has no media)."""
 
 
 class RecordingControl(Protocol):
@@ -285,9 +292,12 @@ class ConferenceService:
             self._save(conference, "conference_updated")
         logger.info("conference %s: %s joined", conference.id, participant.id)
 
-    def participant_left(self, conferencecall_id: str, *, hangup_by: str, reason: str) -> None:
-        """The participant's call is over: `leaved`, and its call hung up."""
+    def participant_left(self, conferencecall_id: str, *, hangup_by: str, reason: str,
+                         media: dict[str, Any] | None = None) -> None:
+        """The participant's call is over: `leaved` (with its final media figures), and its call hung up."""
         participant = self._get(Conferencecall, conferencecall_id, None)
+        if media:
+            participant.media = media
         if participant.status is not ConferencecallStatus.LEAVED:
             self._set_status(participant, ConferencecallStatus.LEAVED, "conferencecall_updated")
         call = self.store.get(Call, participant.reference_id)
@@ -322,12 +332,46 @@ class ConferenceService:
             self.participant_left(participant.id, hangup_by="local", reason=reason)
 
     def get_conferencecall(self, customer_id: str | None, conferencecall_id: str) -> Conferencecall:
-        """A participant."""
-        return self._get(Conferencecall, conferencecall_id, customer_id)
+        """A participant, with its live media figures while it is in the conference."""
+        return self._with_live_media(self._get(Conferencecall, conferencecall_id, customer_id))
 
     def list_conferencecalls(self, customer_id: str, page_size: int = 100, page_token: str | None = None) -> Page:
         """A page of the customer's participants, newest first."""
-        return self._page(Conferencecall, customer_id, page_size, page_token)
+        page = self._page(Conferencecall, customer_id, page_size, page_token)
+        for item in page.items:
+            if isinstance(item, Conferencecall):
+                self._with_live_media(item)
+        return page
+
+    def _with_live_media(self, participant: Conferencecall) -> Conferencecall:
+        if participant.status in ACTIVE_PARTICIPANT and self.calls is not None:
+            live = self.calls.media_statistics(participant.reference_id)
+            if live is not None:
+                participant.media = live
+        return participant
+
+    # -- mute -------------------------------------------------------------------------------------
+
+    def set_mute(self, customer_id: str | None, call_id: str, direction: str) -> Call:
+        """Set whose audio of a call is muted: "" (none), "in" (it is not heard), "out" (it hears nothing), "both"."""
+        if direction not in MUTE_DIRECTIONS:
+            raise InvalidRequest(f"mute direction must be one of in, out, both (or empty), not {direction!r}")
+        call = self._get(Call, call_id, customer_id)
+        if call.status is not CallStatus.PROGRESSING:
+            raise Conflict(f"call {call_id} is {call.status}; only a call in progress can be muted")
+        if call.mute_direction != direction:
+            call.mute_direction = direction
+            self._save(call, "call_updated")
+            logger.info("call %s: mute direction %r", call.id, direction or "none")
+        if self.calls is not None:
+            self.calls.apply_mute(call.id, direction)
+        return call
+
+    def toggle_self_mute(self, call_id: str) -> Call:
+        """The caller's own mute key: its voice leaves the mix, or comes back (what it hears is unchanged)."""
+        call = self._get(Call, call_id, None)
+        toggled = {"": "in", "in": "", "out": "both", "both": "out"}[call.mute_direction]
+        return self.set_mute(None, call_id, toggled)
 
     def get_call(self, customer_id: str | None, call_id: str) -> Call:
         """A call."""

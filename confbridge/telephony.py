@@ -1,11 +1,12 @@
 """Telephony: turns SIP dialogs into calls and conferencecalls with a media leg each.
 
-Incoming: an INVITE to `direct.<hash>` finds its conference, negotiates G.711 audio (or makes the
-offer itself when the INVITE has none), opens an RTP port, admits the call (`joining`) and answers
-200. Outgoing: `dial()` resolves the target, opens the RTP port, offers our codecs and joins the
-conference once the callee answers. Either way the first RTP packet makes the participant `joined`
-and a BYE makes it `leaved`. Mid-call re-INVITEs and UPDATEs change address, codec and hold state;
-INFO carries DTMF.
+Incoming: an INVITE to `direct.<hash>` finds its conference, negotiates audio (Opus, G.722, PCMU, PCMA;
+RTP/SAVP with SDES keys as the SRTP policy allows) or makes the offer itself when the INVITE has none,
+opens an RTP/RTCP port pair, admits the call (`joining`) and answers 200. Outgoing: `dial()` resolves the
+target, opens the ports, offers our codecs and joins the conference once the callee answers. Either way
+the first RTP packet makes the participant `joined` and a BYE makes it `leaved`. Mid-call re-INVITEs and
+UPDATEs change address, codec, keys and hold state. Key presses (RFC 4733 or INFO) become events and
+drive the DTMF menu; a peer whose RTP stops for the inactivity timeout is hung up.
 """
 
 from __future__ import annotations
@@ -17,8 +18,9 @@ import secrets
 import socket
 from dataclasses import dataclass, field
 
-from rtp.codecs import CODECS
 from rtp.ports import PortsExhausted
+from rtp.session import AudioStarted, DigitReceived, MediaEvent, MediaTimeout
+from rtp.srtp import CryptoAttribute
 from sip.dialog import Dialog, DialogId, EndReason
 from sip.digest import Credentials
 from sip.events import (
@@ -33,14 +35,7 @@ from sip.events import (
     RequestReceived,
 )
 from sip.fields import NameAddress
-from sip.offer_answer import (
-    AudioNegotiation,
-    CodecSpec,
-    OfferAnswerError,
-    build_answer,
-    build_offer,
-    negotiate_audio,
-)
+from sip.offer_answer import OfferAnswerError, build_answer, build_offer
 from sip.outgoing import OutgoingCall
 from sip.sdp import Origin, SdpParseError, SessionDescription, parse_sdp
 from sip.transport import TCP, TLS, UDP, Peer
@@ -48,15 +43,24 @@ from sip.transport_asyncio import SipEdge
 from sip.uri import SipUri, parse_uri
 from sip.useragent import UserAgent
 
+from .dtmf_menu import DEFAULT_MENU, DtmfMenu, MenuAction
 from .errors import ConfbridgeError, InvalidRequest
 from .media import MediaEngine, MediaLeg
 from .models import Call, Conference, ConferenceStatus, sip_party
+from .negotiation import (
+    SUPPORTED_CODECS,
+    NegotiatedStream,
+    SrtpPolicy,
+    answer_offer,
+    offer_crypto,
+    placeholder_params,
+    read_answer,
+)
 from .service import ConferenceService
 
 logger = logging.getLogger(__name__)
 
 DIRECT_USER_RE = re.compile(r"^direct\.([0-9a-f]{12})$")
-SUPPORTED_CODECS = [CodecSpec(c.name, c.clock_rate, 1, c.static_payload_type) for c in CODECS.values()]
 DTMF_RELAY_RE = re.compile(r"^\s*signal\s*=\s*([0-9A-Da-d*#])\s*$", re.IGNORECASE | re.MULTILINE)
 DTMF_DURATION_RE = re.compile(r"^\s*duration\s*=\s*(\d+)\s*$", re.IGNORECASE | re.MULTILINE)
 FAILURE_REASONS = {486: "busy", 600: "busy", 603: "busy", 408: "noanswer", 480: "noanswer", 487: "cancel"}
@@ -81,6 +85,15 @@ class ActiveCall:
     """We offered in a 2xx (the INVITE had no SDP) and the answer comes in the ACK."""
     ring_timer: asyncio.TimerHandle | None = field(default=None, repr=False)
     ring_timed_out: bool = False
+    signalling_host: str | None = None
+    """Where the peer's signalling comes from: its media is expected from there too."""
+    stream: NegotiatedStream | None = None
+    """The agreed audio stream (None until an answer is in)."""
+    our_crypto: CryptoAttribute | None = None
+    """The SDES key of our own offer (when the policy requires SRTP)."""
+    end_reason: str | None = None
+    """Why we ended the call, when it was not the usual (e.g. the RTP timeout)."""
+    final_media: dict[str, object] | None = None
 
 
 class Telephony:
@@ -88,8 +101,11 @@ class Telephony:
 
     def __init__(self, ua: UserAgent, service: ConferenceService, media: MediaEngine, *,
                  public_address: str, loop: asyncio.AbstractEventLoop, ring_timeout: float = 60.0,
-                 credentials: tuple[Credentials, ...] = (), answer_delay: float = 0.0) -> None:
+                 credentials: tuple[Credentials, ...] = (), answer_delay: float = 0.0,
+                 srtp: SrtpPolicy = SrtpPolicy.OPTIONAL, menu: DtmfMenu | None = None) -> None:
         self.ua = ua
+        self.srtp = srtp
+        self.menu = menu if menu is not None else DtmfMenu(DEFAULT_MENU)
         self.service = service
         self.media = media
         self.public_address = public_address
@@ -120,7 +136,7 @@ class Telephony:
             if event.dialog is None:
                 self._on_new_call(event)
             else:
-                self._on_reoffer(event.invite_id, event.request.body, event.dialog)
+                self._on_reoffer(event.invite_id, event.request.body, event.dialog, event.source.host)
         elif isinstance(event, RequestReceived):
             self._on_in_dialog_request(event)
         elif isinstance(event, AckReceived):
@@ -140,8 +156,13 @@ class Telephony:
             self._on_failed(event)
 
     def _reject(self, request_id: str, status: int, why: str, call_id: str) -> None:
+        """Answer with an error; a 488 says why in a Warning header (RFC 3261 §20.43)."""
         logger.info("Call-ID %s: answering %d (%s)", call_id, status, why)
-        self.ua.answer(request_id, status, self.loop.time(), reason=None)
+        headers = None
+        if status == 488:
+            text = why.replace('"', "'").replace("\\", "/")
+            headers = [("Warning", f'399 {self.public_address} "{text}"')]
+        self.ua.answer(request_id, status, self.loop.time(), reason=None, headers=headers)
 
     # -- incoming calls ---------------------------------------------------------------------------
 
@@ -154,21 +175,21 @@ class Telephony:
             logger.info("Call-ID %s: 404 for %s from %s", request.call_id, request.uri, event.source)
             self.ua.answer(event.invite_id, 404, self.loop.time())
             return
-        offer = negotiation = None
+        offer = stream = None
         if request.body:
-            negotiated = self._negotiate(event.invite_id, request.body, request.call_id)
+            negotiated = self._negotiate(event.invite_id, request.body, request.call_id, event.source.host, None)
             if negotiated is None:
                 return
-            offer, negotiation = negotiated
+            offer, stream = negotiated
         if self.answer_delay > 0:
             self.ua.answer(event.invite_id, 180, self.loop.time())
             self._ringing[event.invite_id] = self.loop.call_later(
-                self.answer_delay, self._answer_after_ringing, event, conference.id, offer, negotiation)
+                self.answer_delay, self._answer_after_ringing, event, conference.id, offer, stream)
             return
-        self._answer_new_call(event, conference, offer, negotiation)
+        self._answer_new_call(event, conference, offer, stream)
 
     def _answer_after_ringing(self, event: InviteReceived, conference_id: str, offer: SessionDescription | None,
-                              negotiation: AudioNegotiation | None) -> None:
+                              stream: NegotiatedStream | None) -> None:
         self._ringing.pop(event.invite_id, None)
         if self.ua.pending_request(event.invite_id) is None:
             return
@@ -176,11 +197,11 @@ class Telephony:
         if conference.status is not ConferenceStatus.PROGRESSING:
             self._reject(event.invite_id, 404, "conference ended while ringing", event.request.call_id)
         else:
-            self._answer_new_call(event, conference, offer, negotiation)
+            self._answer_new_call(event, conference, offer, stream)
         self._transmit()
 
     def _answer_new_call(self, event: InviteReceived, conference: Conference, offer: SessionDescription | None,
-                         negotiation: AudioNegotiation | None) -> None:
+                         stream: NegotiatedStream | None) -> None:
         request = event.request
         assert isinstance(request.uri, SipUri)
         try:
@@ -192,15 +213,15 @@ class Telephony:
             self._reject(event.invite_id, 404, str(exc), request.call_id)
             return
         try:
-            leg = self._open_leg(call.id, conference.id, negotiation)
+            leg = self._open_leg(call.id, conference.id, stream)
         except (PortsExhausted, OSError) as exc:
             self._reject(event.invite_id, 503, f"no RTP port: {exc}", request.call_id)
             self.service.participant_left(participant.id, hangup_by="local", reason="no media port")
             return
-        active = ActiveCall(call.id, conference.id, leg, self._new_origin(), conferencecall_id=participant.id)
-        if offer is not None and negotiation is not None:
-            active.answer = build_answer(offer, negotiation, address=self.public_address, port=leg.port,
-                                         origin=active.origin)
+        active = ActiveCall(call.id, conference.id, leg, self._new_origin(), conferencecall_id=participant.id,
+                            signalling_host=event.source.host, stream=stream)
+        if offer is not None and stream is not None:
+            active.answer = self._answer_sdp(offer, stream, active)
             active.remote_version = offer.origin.session_version
         else:
             active.answer = self._our_offer(active)
@@ -211,37 +232,43 @@ class Telephony:
         self._calls[call.id] = active
         self._by_dialog[dialog.id] = active
         logger.info("Call-ID %s: call %s answered into conference %s (%s, RTP port %d)", request.call_id, call.id,
-                    conference.id, leg.session.codec.name if negotiation else "offer in 200", leg.port)
+                    conference.id, _describe(stream) if stream else "offer in 200", leg.port)
 
-    def _negotiate(self, request_id: str, body: bytes,
-                   call_id: str) -> tuple[SessionDescription, AudioNegotiation] | None:
-        """Parse an SDP offer and pick what we accept of it; None when the request has been rejected."""
+    def _negotiate(self, request_id: str, body: bytes, call_id: str, signalling_host: str,
+                   previous: NegotiatedStream | None) -> tuple[SessionDescription, NegotiatedStream] | None:
+        """Parse an SDP offer and agree what we accept of it; None when the request has been rejected."""
         try:
             offer = parse_sdp(body)
-            return offer, negotiate_audio(offer, SUPPORTED_CODECS)
+            return offer, answer_offer(offer, self.srtp, signalling_host=signalling_host, previous=previous)
         except (SdpParseError, OfferAnswerError) as exc:
             self._reject(request_id, exc.status_code, str(exc), call_id)
             return None
 
-    def _open_leg(self, call_id: str, conference_id: str, negotiation: AudioNegotiation | None) -> MediaLeg:
-        codec = CODECS[negotiation.codec.name] if negotiation else CODECS["PCMU"]
-        leg = self.media.open_leg(call_id, conference_id, codec, negotiation.payload_type if negotiation else 0,
-                                  remote=None, on_started=self._media_started)
-        if negotiation is not None:
-            self._apply(leg, negotiation, offered_by_peer=True)
+    def _answer_sdp(self, offer: SessionDescription, stream: NegotiatedStream,
+                    active: ActiveCall) -> SessionDescription:
+        """Our answer under the call's own o= line, with our SDES key for an RTP/SAVP stream."""
+        crypto = str(stream.local_crypto) if stream.local_crypto is not None else None
+        return build_answer(offer, stream.negotiation, address=self.public_address, port=active.leg.port,
+                            origin=active.origin, crypto=crypto)
+
+    def _open_leg(self, call_id: str, conference_id: str, stream: NegotiatedStream | None) -> MediaLeg:
+        leg = self.media.open_leg(call_id, conference_id, stream.params if stream else placeholder_params(),
+                                  on_event=self._media_event)
+        if stream is not None:
+            self._set_directions(leg, stream, offered_by_peer=True)
         else:
             leg.sending = leg.mixing = False  # nothing agreed yet
         return leg
 
-    def _apply(self, leg: MediaLeg, negotiation: AudioNegotiation, *, offered_by_peer: bool) -> None:
-        """Put a negotiated stream into effect: codec, where to send, and hold state."""
-        session = leg.session
-        codec = CODECS[negotiation.codec.name]
-        if (codec, negotiation.payload_type) != (session.codec, session.payload_type):
-            session.set_codec(codec, negotiation.payload_type, negotiation.telephone_event_payload_type)
-        if session.first_packet_at is None:
-            session.remote = _media_address(negotiation)
-        direction = negotiation.remote_direction
+    def _apply(self, active: ActiveCall, stream: NegotiatedStream, *, offered_by_peer: bool) -> None:
+        """Put a negotiated stream into effect: codec, keys, where to send, and hold state."""
+        active.stream = stream
+        self.media.update_leg(active.call_id, stream.params)
+        self._set_directions(active.leg, stream, offered_by_peer=offered_by_peer)
+
+    @staticmethod
+    def _set_directions(leg: MediaLeg, stream: NegotiatedStream, *, offered_by_peer: bool) -> None:
+        direction = stream.negotiation.remote_direction
         if offered_by_peer:
             # Holding us (sendonly/inactive): their music on hold stays out of the mix, and they hear nothing.
             leg.mixing = direction == "sendrecv"
@@ -251,13 +278,30 @@ class Telephony:
             leg.sending = direction in ("sendrecv", "recvonly")
 
     def _our_offer(self, active: ActiveCall) -> SessionDescription:
-        """Our offer for a call, under the call's own o= line."""
+        """Our offer for a call, under the call's own o= line (RTP/SAVP with a fresh key when SRTP is required)."""
+        if active.our_crypto is None:
+            active.our_crypto = offer_crypto(self.srtp)
+        crypto = str(active.our_crypto) if active.our_crypto is not None else None
         return build_offer(address=self.public_address, port=active.leg.port, origin=active.origin,
-                           codecs=SUPPORTED_CODECS)
+                           codecs=SUPPORTED_CODECS, crypto=crypto)
 
     def _new_origin(self) -> Origin:
         return Origin("confbridge", secrets.randbelow(2**31), 1, "IN",
                       "IP6" if ":" in self.public_address else "IP4", self.public_address)
+
+    # -- media events -----------------------------------------------------------------------------
+
+    def _media_event(self, leg: MediaLeg, event: MediaEvent) -> None:
+        if isinstance(event, AudioStarted):
+            self._media_started(leg)
+        elif isinstance(event, DigitReceived):
+            self._digit(leg.leg_id, event.digit.digit, event.digit.duration_ms, "rfc4733")
+        elif isinstance(event, MediaTimeout):
+            active = self._calls.get(leg.leg_id)
+            if active is not None and active.dialog is not None:
+                logger.info("Call-ID %s: no RTP for %.0f s; hanging up", active.dialog.call_id, event.idle)
+                active.end_reason = "timeout"
+                self.hang_up(leg.leg_id, "rtp timeout")
 
     def _media_started(self, leg: MediaLeg) -> None:
         active = self._calls.get(leg.leg_id)
@@ -268,9 +312,26 @@ class Telephony:
         except ConfbridgeError:
             logger.exception("call %s: could not mark its participant joined", leg.leg_id)
 
+    def _digit(self, call_id: str, digit: str, duration_ms: int, method: str) -> None:
+        """A key press: an event for the API, then the DTMF menu."""
+        try:
+            self.service.dtmf_received(call_id, digit, duration_ms, method)
+            action = self.menu.press(call_id, digit, self.loop.time())
+            if action is MenuAction.TOGGLE_MUTE:
+                self.service.toggle_self_mute(call_id)
+            elif action is MenuAction.MUTE:
+                self.service.set_mute(None, call_id, _with_in(self.service.get_call(None, call_id).mute_direction))
+            elif action is MenuAction.UNMUTE:
+                self.service.set_mute(None, call_id,
+                                      _without_in(self.service.get_call(None, call_id).mute_direction))
+            elif action is MenuAction.LEAVE:
+                self.hang_up(call_id, "left by DTMF")
+        except ConfbridgeError:
+            logger.exception("call %s: DTMF %s could not be handled", call_id, digit)
+
     # -- mid-call changes -------------------------------------------------------------------------
 
-    def _on_reoffer(self, request_id: str, body: bytes, dialog: Dialog) -> None:
+    def _on_reoffer(self, request_id: str, body: bytes, dialog: Dialog, source_host: str) -> None:
         """A re-INVITE or UPDATE: a repeated offer keeps our answer; a new one is negotiated again."""
         active = self._by_dialog.get(dialog.id)
         if active is None or active.answer is None:
@@ -282,20 +343,19 @@ class Telephony:
             active.awaiting_answer = True
             self.ua.answer(request_id, 200, self.loop.time(), body=active.answer.to_bytes())
             return
-        negotiated = self._negotiate(request_id, body, dialog.call_id)
+        negotiated = self._negotiate(request_id, body, dialog.call_id, source_host, active.stream)
         if negotiated is None:
             return
-        offer, negotiation = negotiated
+        offer, stream = negotiated
         if offer.origin.session_version == active.remote_version and active.answer is not None:
             self.ua.answer(request_id, 200, self.loop.time(), body=active.answer.to_bytes())
             return
-        self._apply(active.leg, negotiation, offered_by_peer=True)
+        active.signalling_host = source_host
+        self._apply(active, stream, offered_by_peer=True)
         active.remote_version = offer.origin.session_version
-        answer = build_answer(offer, negotiation, address=self.public_address, port=active.leg.port,
-                              origin=active.origin)
-        active.answer = self._version_bumped(active, answer)
-        logger.info("Call-ID %s: session changed: %s, peer %s", dialog.call_id, negotiation.codec.name,
-                    negotiation.remote_direction)
+        active.answer = self._version_bumped(active, self._answer_sdp(offer, stream, active))
+        logger.info("Call-ID %s: session changed: %s, peer %s", dialog.call_id, _describe(stream),
+                    stream.negotiation.remote_direction)
         self.ua.answer(request_id, 200, self.loop.time(), body=active.answer.to_bytes())
 
     def _version_bumped(self, active: ActiveCall, description: SessionDescription) -> SessionDescription:
@@ -307,24 +367,30 @@ class Telephony:
             active.origin.session_version += 1
         return description
 
+    def _read_answer(self, active: ActiveCall, body: bytes) -> NegotiatedStream:
+        """The peer's answer to our offer (SdpParseError or OfferAnswerError when it is unusable)."""
+        answer = parse_sdp(body)
+        stream = read_answer(answer, self.srtp, our_crypto=active.our_crypto,
+                             signalling_host=active.signalling_host)
+        active.remote_version = answer.origin.session_version
+        return stream
+
     def _on_ack(self, event: AckReceived) -> None:
         active = self._by_dialog.get(event.dialog.id)
         if active is None or not active.awaiting_answer:
             return
         active.awaiting_answer = False
         try:
-            answer = parse_sdp(event.ack.body)
-            negotiation = negotiate_audio(answer, SUPPORTED_CODECS)
+            stream = self._read_answer(active, event.ack.body)
         except (SdpParseError, OfferAnswerError) as exc:
             logger.info("Call-ID %s: ACK without a usable answer (%s); hanging up", event.dialog.call_id, exc)
-            self.ua.hangup(event.dialog, self.loop.time())
+            self.hang_up(active.call_id, "no usable answer")
             return
-        self._apply(active.leg, negotiation, offered_by_peer=False)
-        active.remote_version = answer.origin.session_version
+        self._apply(active, stream, offered_by_peer=False)
 
     def _on_in_dialog_request(self, event: RequestReceived) -> None:
         if event.request.method == "UPDATE":
-            self._on_reoffer(event.request_id, event.request.body, event.dialog)
+            self._on_reoffer(event.request_id, event.request.body, event.dialog, event.source.host)
             return
         active = self._by_dialog.get(event.dialog.id)
         digit, duration = _dtmf_of(event.request.body.decode("utf-8", "replace"), event.request.content_type)
@@ -333,7 +399,7 @@ class Telephony:
                            reason="Bad DTMF body" if active else None)
             return
         self.ua.answer(event.request_id, 200, self.loop.time())
-        self.service.dtmf_received(active.call_id, digit, duration, "info")
+        self._digit(active.call_id, digit, duration, "info")
 
     # -- outgoing calls ---------------------------------------------------------------------------
 
@@ -380,7 +446,7 @@ class Telephony:
         if self.service.get_call(None, call.id).status.value not in ("dialing", "canceling"):
             self.media.close_leg(call.id)
             return
-        active = ActiveCall(call.id, call.conference_id, leg, self._new_origin())
+        active = ActiveCall(call.id, call.conference_id, leg, self._new_origin(), signalling_host=destination.host)
         active.answer = self._our_offer(active)
         outgoing = self.ua.invite(target, destination, self.loop.time(), offer=active.answer.to_bytes(),
                                   from_user=from_user, credentials=credentials)
@@ -423,22 +489,20 @@ class Telephony:
         active.dialog = event.dialog
         self._by_dialog[event.dialog.id] = active
         try:
-            answer = parse_sdp(event.response.body)
-            negotiation = negotiate_audio(answer, SUPPORTED_CODECS)
+            stream = self._read_answer(active, event.response.body)
         except (SdpParseError, OfferAnswerError) as exc:
             logger.info("call %s: answer has no usable SDP (%s); hanging up", active.call_id, exc)
             self.ua.hangup(event.dialog, self.loop.time())
             return
-        self._apply(active.leg, negotiation, offered_by_peer=False)
-        active.remote_version = answer.origin.session_version
+        self._apply(active, stream, offered_by_peer=False)
         participant = self.service.call_answered(active.call_id)
         if participant is None:
             self.ua.hangup(event.dialog, self.loop.time())
             return
         active.conferencecall_id = participant.id
-        if active.leg.started:
+        if active.leg.session.first_packet_at is not None:
             self._media_started(active.leg)
-        logger.info("call %s: answered (%s), joining conference %s", active.call_id, negotiation.codec.name,
+        logger.info("call %s: answered (%s), joining conference %s", active.call_id, _describe(stream),
                     active.conference_id)
 
     def _on_failed(self, event: CallFailed) -> None:
@@ -460,14 +524,22 @@ class Telephony:
         if active is None:
             return
         self._calls.pop(active.call_id, None)
-        self.media.close_leg(active.call_id)
+        self._close_media(active)
+        self.menu.forget(active.call_id)
         hangup_by = "remote" if reason is EndReason.REMOTE_BYE else "local"
-        logger.info("Call-ID %s: call %s ended (%s)", dialog.call_id, active.call_id, reason.value)
+        why = active.end_reason or _hangup_reason(reason)
+        logger.info("Call-ID %s: call %s ended (%s)", dialog.call_id, active.call_id, active.end_reason or reason.value)
         if active.conferencecall_id:
-            self.service.participant_left(active.conferencecall_id, hangup_by=hangup_by,
-                                          reason=_hangup_reason(reason))
+            self.service.participant_left(active.conferencecall_id, hangup_by=hangup_by, reason=why,
+                                          media=active.final_media)
         else:
-            self.service.call_failed(active.call_id, hangup_by=hangup_by, reason=_hangup_reason(reason))
+            self.service.call_failed(active.call_id, hangup_by=hangup_by, reason=why)
+
+    def _close_media(self, active: ActiveCall) -> None:
+        """Close the call's media leg, keeping its final figures for the participant."""
+        figures = self.media.close_leg(active.call_id)
+        if figures is not None:
+            active.final_media = figures
 
     # -- CallControl ------------------------------------------------------------------------------
 
@@ -480,10 +552,22 @@ class Telephony:
             logger.warning("call %s: nothing to hang up", call_id)
             return False
         logger.info("Call-ID %s: hanging up call %s (%s)", active.dialog.call_id, call_id, reason)
-        self.media.close_leg(call_id)
+        self._close_media(active)
         self.ua.hangup(active.dialog, self.loop.time())
         self._transmit()
         return True
+
+    def apply_mute(self, call_id: str, direction: str) -> None:
+        """"in": the call's voice stays out of the mix; "out": it hears silence; "both"; "" for neither."""
+        leg = self.media.leg(call_id)
+        if leg is not None:
+            leg.muted = direction in ("in", "both")
+            leg.deaf = direction in ("out", "both")
+
+    def media_statistics(self, call_id: str) -> dict[str, object] | None:
+        """The live media figures of a call's leg."""
+        leg = self.media.leg(call_id)
+        return leg.statistics() if leg is not None else None
 
     def cancel(self, call_id: str) -> bool:
         """Stop ringing a call we placed (CANCEL); False when it is not ringing."""
@@ -495,11 +579,18 @@ class Telephony:
         return True
 
 
-def _media_address(negotiation: AudioNegotiation) -> tuple[str, int] | None:
-    """Where to send media before the peer's first packet: None for an unspecified address (0.0.0.0)."""
-    if negotiation.remote_host in ("0.0.0.0", "::") or negotiation.remote_port == 0:
-        return None
-    return negotiation.remote_host, negotiation.remote_port
+def _describe(stream: NegotiatedStream) -> str:
+    """The agreed stream in a few words for the log: codec, payload type, SRTP."""
+    srtp = f", SRTP {stream.local_crypto.suite}" if stream.local_crypto is not None else ""
+    return f"{stream.codec}/{stream.negotiation.payload_type}{srtp}"
+
+
+def _with_in(direction: str) -> str:
+    return {"": "in", "out": "both"}.get(direction, direction)
+
+
+def _without_in(direction: str) -> str:
+    return {"in": "", "both": "out"}.get(direction, direction)
 
 
 def _address_text(address: NameAddress) -> str:

@@ -1,12 +1,11 @@
-"""RTP: packets, G.711, playout buffer and sessions (sans-IO), plus a thin asyncio socket edge."""
+"""RTP: packets, codecs, jitter buffers, SRTP, RTCP, DTMF and sessions (sans-IO), plus a thin asyncio socket edge."""
 
-from .codecs import CODECS, PCMA, PCMU, AudioCodec
+from .codecs import CODECS, G722, OPUS, PCMA, PCMU, AudioCodec
 from .packet import RtpPacket, RtpParseError, parse_rtp, read_header
-from .playout import PlayoutBuffer
 from .ports import PortAllocator, PortsExhausted
-from .session import RtpSession
+from .session import RtpSession, StreamParams
 
 __all__ = [
-    "CODECS", "PCMA", "PCMU", "AudioCodec", "PlayoutBuffer", "PortAllocator", "PortsExhausted", "RtpPacket",
-    "RtpParseError", "RtpSession", "parse_rtp", "read_header",
+    "CODECS", "G722", "OPUS", "PCMA", "PCMU", "AudioCodec", "PortAllocator", "PortsExhausted", "RtpPacket",
+    "RtpParseError", "RtpSession", "StreamParams", "parse_rtp", "read_header",
 ]

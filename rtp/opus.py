@@ -32,6 +32,7 @@ OPUS_SET_BITRATE_REQUEST = 4002
 OPUS_SET_INBAND_FEC_REQUEST = 4012
 OPUS_SET_PACKET_LOSS_PERC_REQUEST = 4014
 OPUS_SET_DTX_REQUEST = 4016
+OPUS_SET_COMPLEXITY_REQUEST = 4010
 OPUS_GET_LOOKAHEAD_REQUEST = 4027
 
 SAMPLE_RATES = (8000, 12000, 16000, 24000, 48000)
@@ -163,6 +164,15 @@ def _as_payload(payload: bytes | bytearray | memoryview) -> bytes:
     return payload if isinstance(payload, bytes) else bytes(payload)
 
 
+def packet_samples(payload: bytes | bytearray | memoryview, sample_rate: int = 48000) -> int:
+    """Samples per channel an Opus packet decodes to at `sample_rate`, read from its TOC; OpusError if malformed."""
+    data = _as_payload(payload)
+    count = int(_libopus().packet_get_nb_samples(data, len(data), sample_rate))
+    if count < 0:
+        raise OpusError(count, "opus_packet_get_nb_samples")
+    return count
+
+
 class OpusEncoder:
     """A libopus encoder for speech (OPUS_APPLICATION_VOIP): `encode` turns one frame of int16 PCM into a packet.
 
@@ -179,6 +189,7 @@ class OpusEncoder:
         fec: bool = True,
         expected_loss: int = 10,
         dtx: bool = False,
+        complexity: int = 10,
     ) -> None:
         _check_format(sample_rate, channels)
         self._lib = _libopus()
@@ -196,6 +207,7 @@ class OpusEncoder:
         self._ctl(OPUS_SET_INBAND_FEC_REQUEST, 1 if fec else 0)
         self.set_expected_loss(expected_loss)
         self._ctl(OPUS_SET_DTX_REQUEST, 1 if dtx else 0)
+        self._ctl(OPUS_SET_COMPLEXITY_REQUEST, complexity)
 
     def _live_state(self) -> int:
         """The C encoder state, or ValueError once closed (libopus must never see a freed or NULL state)."""
@@ -337,11 +349,7 @@ class OpusDecoder:
 
     def packet_samples(self, payload: bytes) -> int:
         """Samples per channel the packet decodes to at this decoder's rate, without decoding it."""
-        data = _as_payload(payload)
-        count = int(self._lib.packet_get_nb_samples(data, len(data), self.sample_rate))
-        if count < 0:
-            raise OpusError(count, "opus_packet_get_nb_samples")
-        return count
+        return packet_samples(payload, self.sample_rate)
 
     def close(self) -> None:
         """Free the C decoder state (idempotent)."""

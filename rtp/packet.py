@@ -6,6 +6,8 @@ import struct
 from dataclasses import dataclass
 from typing import NamedTuple
 
+Address = tuple[str, int]
+"""A UDP peer: (host, port)."""
 HEADER = struct.Struct("!BBHII")
 """V/P/X/CC, M/PT, sequence number, timestamp, SSRC: the 12 fixed bytes."""
 

@@ -1,121 +1,129 @@
-"""A playout buffer: received payloads ordered by RTP timestamp, played out one frame per tick.
+"""From a stream's jitter buffer to one 20 ms frame of PCM per mixer tick, with what is missing concealed.
 
-For sample-per-byte codecs (G.711), a payload of n bytes covers n samples from its timestamp, so
-any packet time the peer uses, reordering and duplicates all come out as a continuous stream of
-fixed frames. Playout starts after a short priming delay; gaps are left to the caller (None).
+Byte-stream codecs (G.711, G.722) get exactly one frame of payload per tick from `ByteStreamBuffer`. Frame
+codecs (Opus) get the packets that start in the tick's window from `PacketBuffer`; their decoded audio goes
+through a small queue, so packets of 10, 40 or 60 ms fill ticks of 20 ms. A tick with too little audio is a
+loss: Opus rebuilds it from the next packet's in-band FEC when that packet is already here, else runs its
+PLC; G.711 and G.722 play the fading repeat. After `SILENT_AFTER` lost ticks in a row the stream is silent
+and costs nothing until audio returns (`None`: the mixer leaves the row at zero).
 """
 
 from __future__ import annotations
 
-import bisect
+import numpy as np
+import numpy.typing as npt
 
-_WRAP = 2**32
-_HALF = 2**31
+from .codecs import AudioCodec, FrameDecoder, G711Decoder
+from .jitter import ByteStreamBuffer, PacketBuffer
+from .opus import OpusDecoder, OpusError
+
+Pcm = npt.NDArray[np.int16]
+SILENT_AFTER = 4
+"""Lost ticks in a row after which concealment stops (it has faded out by 60 ms anyway)."""
+MAX_QUEUED_FRAMES = 10
+"""Frames of decoded audio a frame codec may hold ahead (a sender whose timestamps undercount its audio)."""
+
+_EMPTY = np.zeros(0, dtype=np.int16)
 
 
-class PlayoutBuffer:
-    """Timestamp-ordered payloads of one RTP stream, played out `frame_samples` at a time."""
+class Playout:
+    """One received stream's decoder and concealment, driven once per tick."""
 
-    def __init__(self, frame_samples: int, silence: int, *, prime_frames: int = 2, max_frames: int = 10,
-                 jump_frames: int = 50, idle_frames: int = 10) -> None:
-        self.frame_samples = frame_samples
-        self._silence = bytes([silence]) * frame_samples
-        self._prime = prime_frames * frame_samples
-        self._max = max_frames * frame_samples
-        self._jump = jump_frames * frame_samples
-        self._idle_limit = idle_frames
-        self._starts: list[int] = []
-        self._payloads: list[bytes] = []
-        self._cursor: int | None = None
-        self._last_ext: int | None = None
-        self._idle = 0
-        self.late = 0
-        self.duplicates = 0
-        self.overflows = 0
+    __slots__ = (
+        "_lost_ticks",
+        "_queue",
+        "codec",
+        "concealed_frames",
+        "decode_errors",
+        "decoder",
+        "fec_frames",
+        "frame",
+    )
 
-    def reset(self) -> None:
-        """Forget everything (a new SSRC, say); playout primes again."""
-        self._starts.clear()
-        self._payloads.clear()
-        self._cursor = None
-        self._last_ext = None
-        self._idle = 0
-
-    def _extend(self, timestamp: int) -> int:
-        if self._last_ext is None:
-            self._last_ext = timestamp
-            return timestamp
-        delta = ((timestamp - self._last_ext) + _HALF) % _WRAP - _HALF
-        ext = self._last_ext + delta
-        if delta > 0:
-            self._last_ext = ext
-        return ext
-
-    def push(self, timestamp: int, payload: bytes) -> None:
-        """Add one packet's payload."""
-        if not payload:
-            return
-        ext = self._extend(timestamp)
-        if self._cursor is not None:
-            if abs(ext - self._cursor) > self._jump:
-                self.reset()
-                ext = self._extend(timestamp)
-            elif ext + len(payload) <= self._cursor:
-                self.late += 1
-                return
-        index = bisect.bisect_left(self._starts, ext)
-        if index < len(self._starts) and self._starts[index] == ext:
-            self.duplicates += 1
-            return
-        self._starts.insert(index, ext)
-        self._payloads.insert(index, payload)
-        if self._cursor is not None:
-            end = self._starts[-1] + len(self._payloads[-1])
-            if end - self._cursor > self._max:
-                self.overflows += 1
-                self._cursor = end - self._prime
-
-    def pop(self) -> bytes | None:
-        """The next frame, or None when there is nothing to play for it (a gap or no stream)."""
-        if self._cursor is None:
-            if not self._starts:
-                return None
-            if self._starts[-1] + len(self._payloads[-1]) - self._starts[0] < self._prime:
-                return None
-            self._cursor = self._starts[0]
-        start = self._cursor
-        end = start + self.frame_samples
-        self._cursor = end
-        frame: bytearray | None = None
-        consumed = 0
-        for ts, payload in zip(self._starts, self._payloads, strict=False):
-            if ts >= end:
-                break
-            payload_end = ts + len(payload)
-            if payload_end > start:
-                if frame is None:
-                    frame = bytearray(self._silence)
-                low, high = max(ts, start), min(payload_end, end)
-                frame[low - start : high - start] = payload[low - ts : high - ts]
-            if payload_end <= end:
-                consumed += 1
-            else:
-                break
-        if consumed:
-            del self._starts[:consumed]
-            del self._payloads[:consumed]
-        if frame is None:
-            self._idle += 1
-            if self._idle >= self._idle_limit and not self._starts:
-                self._cursor = None
-            return None
-        self._idle = 0
-        return bytes(frame)
+    def __init__(self, codec: AudioCodec) -> None:
+        self.codec = codec
+        self.decoder: FrameDecoder = codec.new_decoder()
+        self.frame = codec.frame_samples
+        self.concealed_frames = 0
+        self.fec_frames = 0
+        self.decode_errors = 0
+        self._lost_ticks = SILENT_AFTER  # nothing heard yet: silent
+        self._queue: Pcm = _EMPTY
 
     @property
-    def buffered_samples(self) -> int:
-        """Samples waiting ahead of the playout point."""
-        if not self._starts:
-            return 0
-        end = self._starts[-1] + len(self._payloads[-1])
-        return end - (self._cursor if self._cursor is not None else self._starts[0])
+    def batch_decoded(self) -> bool:
+        """Whether the mixer decodes this stream's payloads in a batch with others (G.711)."""
+        return isinstance(self.decoder, G711Decoder)
+
+    def decoded(self, pcm: Pcm) -> Pcm:
+        """This tick's audio, decoded in a batch (G.711 only): joined to any concealment before it."""
+        assert isinstance(self.decoder, G711Decoder)
+        self._lost_ticks = 0
+        return self.decoder.decoded(pcm)
+
+    def next_frame(self, item: bytes | list[bytes] | None, buffer: ByteStreamBuffer | PacketBuffer) -> Pcm | None:
+        """This tick's audio from what `buffer` gave (a frame codec may look at the packet after it, for FEC)."""
+        if isinstance(item, bytes):
+            return self._decode_bytes(item)
+        if isinstance(buffer, PacketBuffer):
+            return self._frame_codec(item, buffer)
+        return self.lost()
+
+    def lost(self) -> Pcm | None:
+        """A tick with no audio: concealment, or None once the stream has gone silent."""
+        if self._lost_ticks >= SILENT_AFTER:
+            return None
+        self._lost_ticks += 1
+        self.concealed_frames += 1
+        return self.decoder.conceal(self.frame)
+
+    def _decode_bytes(self, payload: bytes) -> Pcm | None:
+        try:
+            pcm = self.decoder.decode(payload)
+        except ValueError:
+            self.decode_errors += 1
+            return self.lost()
+        if pcm.size != self.frame:
+            pcm = np.resize(pcm, self.frame) if pcm.size else np.zeros(self.frame, np.int16)
+        self._lost_ticks = 0
+        return pcm
+
+    def _frame_codec(self, packets: list[bytes] | None, buffer: PacketBuffer) -> Pcm | None:
+        decoder = self.decoder
+        assert isinstance(decoder, OpusDecoder)
+        queue = self._queue
+        if packets:
+            parts = [queue]
+            for packet in packets:
+                try:
+                    parts.append(decoder.decode(packet))
+                except OpusError:
+                    self.decode_errors += 1
+                else:
+                    self._lost_ticks = 0
+            queue = np.concatenate(parts)
+            if queue.size > MAX_QUEUED_FRAMES * self.frame:
+                queue = queue[-MAX_QUEUED_FRAMES * self.frame :]
+        if queue.size >= self.frame:
+            self._lost_ticks = 0
+            self._queue = queue[self.frame :]
+            return queue[: self.frame]
+        missing = self.frame - queue.size
+        upcoming = buffer.upcoming() if packets is not None else None
+        if upcoming is not None:
+            try:
+                recovered = decoder.recover(upcoming, missing)
+            except OpusError:
+                self.decode_errors += 1
+            else:
+                self.fec_frames += 1
+                self._lost_ticks = 0
+                self._queue = _EMPTY
+                return np.concatenate((queue, recovered)) if queue.size else recovered
+        if self._lost_ticks >= SILENT_AFTER:
+            self._queue = _EMPTY
+            return None
+        self._lost_ticks += 1
+        self.concealed_frames += 1
+        self._queue = _EMPTY
+        return np.concatenate((queue, decoder.conceal(missing))) if queue.size else decoder.conceal(missing)

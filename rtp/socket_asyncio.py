@@ -1,4 +1,4 @@
-"""The asyncio edge of the RTP layer: one non-blocking UDP socket per media stream.
+"""The asyncio edge of the RTP layer: non-blocking UDP sockets, an RTP/RTCP pair per media stream.
 
 The socket is read with `loop.add_reader` (no transport/protocol objects on the hot path) and
 written with a plain non-blocking `sendto`; a full send buffer drops the packet and counts it, as a
@@ -12,11 +12,11 @@ import logging
 import socket
 from collections.abc import Callable
 
+from .packet import Address
 from .ports import PortAllocator
 
 logger = logging.getLogger(__name__)
 
-Address = tuple[str, int]
 MAX_DATAGRAM = 2048
 _READS_PER_WAKEUP = 64
 
@@ -36,24 +36,30 @@ class RtpSocket:
         loop.add_reader(sock.fileno(), self._readable)
 
     @classmethod
-    def open(cls, host: str, allocator: PortAllocator, on_datagram: Callable[[bytes, Address], None],
-             loop: asyncio.AbstractEventLoop, attempts: int = 32) -> RtpSocket:
-        """Bind the first free port the allocator offers (ports taken by other programs are skipped)."""
+    def open_pair(cls, host: str, allocator: PortAllocator, on_rtp: Callable[[bytes, Address], None],
+                  on_rtcp: Callable[[bytes, Address], None], loop: asyncio.AbstractEventLoop,
+                  attempts: int = 32) -> tuple[RtpSocket, RtpSocket]:
+        """Bind the first free even RTP port the allocator offers and the odd RTCP port above it (RFC 3550 §11);
+        ports taken by other programs are skipped. Closing the RTP socket returns the pair to the pool."""
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         last_error: OSError | None = None
         for _ in range(attempts):
             port = allocator.acquire()
-            sock = socket.socket(family, socket.SOCK_DGRAM)
+            socks: list[socket.socket] = []
             try:
-                sock.bind((host, port))
+                for offset in (0, 1):
+                    sock = socket.socket(family, socket.SOCK_DGRAM)
+                    socks.append(sock)
+                    sock.bind((host, port + offset))
+                    sock.setblocking(False)
             except OSError as exc:
-                sock.close()
+                for sock in socks:
+                    sock.close()
                 allocator.release(port)
                 last_error = exc
                 continue
-            sock.setblocking(False)
-            return cls(sock, port, on_datagram, loop, allocator)
-        raise OSError(f"no bindable RTP port on {host}: {last_error}")
+            return cls(socks[0], port, on_rtp, loop, allocator), cls(socks[1], port + 1, on_rtcp, loop)
+        raise OSError(f"no bindable RTP/RTCP port pair on {host}: {last_error}")
 
     def _readable(self) -> None:
         for _ in range(_READS_PER_WAKEUP):

@@ -6,8 +6,12 @@ import subprocess
 import sys
 from pathlib import Path
 
-from confbridge.cli import build_parser
+import pytest
+
+from confbridge.cli import build_parser, config_from_args
 from confbridge.config import parse_port_range
+from confbridge.dtmf_menu import MenuAction
+from confbridge.negotiation import SrtpPolicy
 from tests.helpers.rest import ApiClient
 from tests.helpers.server_process import start_server
 
@@ -16,6 +20,27 @@ def test_defaults_are_the_embedded_loopback_ones() -> None:
     args = build_parser().parse_args(["serve"])
     assert (args.bind, args.public_address, args.sip_port, args.http_port) == ("127.0.0.1", None, 5060, 8088)
     assert args.rtp_ports == (20000, 20999) and args.data_dir == Path("confbridge-data") and args.token is None
+
+
+def test_media_options() -> None:
+    defaults = config_from_args(build_parser().parse_args(["serve"]))
+    assert (defaults.srtp, defaults.rtp_timeout, defaults.recording_rate) == (SrtpPolicy.OPTIONAL, 30.0, 16000)
+    assert defaults.dtmf_menu == {"*6": MenuAction.TOGGLE_MUTE}
+    args = build_parser().parse_args(["serve", "--srtp", "required", "--rtp-timeout", "12.5", "--recording-rate",
+                                      "48000", "--dtmf-menu", "*6=toggle_mute", "--dtmf-menu", "#0=leave"])
+    config = config_from_args(args)
+    assert (config.srtp, config.rtp_timeout, config.recording_rate) == (SrtpPolicy.REQUIRED, 12.5, 48000)
+    assert config.dtmf_menu == {"*6": MenuAction.TOGGLE_MUTE, "#0": MenuAction.LEAVE}
+    assert config_from_args(build_parser().parse_args(["serve", "--dtmf-menu", "none"])).dtmf_menu == {}
+
+
+def test_bad_media_options_are_refused() -> None:
+    for argv in (["--srtp", "maybe"], ["--recording-rate", "44100"], ["--dtmf-menu", "*6=fly"]):
+        with pytest.raises(SystemExit):
+            build_parser().parse_args(["serve", *argv])
+    for argv in (["--rtp-timeout", "0"], ["--dtmf-menu", "6=mute", "--dtmf-menu", "*6=leave"]):
+        with pytest.raises(ValueError):
+            config_from_args(build_parser().parse_args(["serve", *argv]))
 
 
 def test_port_range_parsing() -> None:

@@ -31,6 +31,17 @@ class FakeCalls:
     def __init__(self) -> None:
         self.hung_up: list[tuple[str, str]] = []
         self.gone: set[str] = set()
+        self.mutes: list[tuple[str, str]] = []
+        self.live: dict[str, dict[str, object]] = {}
+
+    def cancel(self, call_id: str) -> bool:
+        return False
+
+    def apply_mute(self, call_id: str, direction: str) -> None:
+        self.mutes.append((call_id, direction))
+
+    def media_statistics(self, call_id: str) -> dict[str, object] | None:
+        return self.live.get(call_id)
 
 
 class FakeMedia:
@@ -244,3 +255,42 @@ def test_recover_after_a_crash_closes_calls_and_recordings(world: tuple, tmp_pat
     recording = restarted.get_recording(CUSTOMER, recording_id)
     assert recording.status == "ended" and recording.duration == 1.5
     assert isinstance(recording, Recording)
+
+
+def test_mute_directions_are_stored_published_and_applied(world: tuple) -> None:
+    service, calls, _, events = world
+    call, _ = join(service, service.create_conference(CUSTOMER))
+    assert call.mute_direction == ""
+    assert service.set_mute(CUSTOMER, call.id, "out").mute_direction == "out"
+    assert service.toggle_self_mute(call.id).mute_direction == "both"
+    assert service.toggle_self_mute(call.id).mute_direction == "out"
+    assert calls.mutes == [(call.id, "out"), (call.id, "both"), (call.id, "out")]
+    assert [e.data["mute_direction"] for e in events if e.type == "call_updated"][-3:] == ["out", "both", "out"]
+    with pytest.raises(InvalidRequest):
+        service.set_mute(CUSTOMER, call.id, "sideways")
+    with pytest.raises(NotFound):
+        service.set_mute(OTHER, call.id, "in")
+
+
+def test_a_call_that_is_over_cannot_be_muted(world: tuple) -> None:
+    service, _, _, _ = world
+    call, participant = join(service, service.create_conference(CUSTOMER))
+    service.participant_left(participant.id, hangup_by="remote", reason="normal")
+    with pytest.raises(Conflict):
+        service.set_mute(CUSTOMER, call.id, "in")
+
+
+def test_media_figures_are_live_while_in_and_final_after_leaving(world: tuple) -> None:
+    service, calls, _, _ = world
+    call, participant = join(service, service.create_conference(CUSTOMER))
+    assert service.get_conferencecall(CUSTOMER, participant.id).media == {}
+    calls.live[call.id] = {"codec": "PCMU/8000", "packets_received": 5}
+    assert service.get_conferencecall(CUSTOMER, participant.id).media["packets_received"] == 5
+    listed = service.list_conferencecalls(CUSTOMER).items
+    assert [item.media for item in listed if item.id == participant.id] == [{"codec": "PCMU/8000",
+                                                                            "packets_received": 5}]
+    service.participant_left(participant.id, hangup_by="remote", reason="normal",
+                             media={"codec": "PCMU/8000", "packets_received": 250})
+    calls.live[call.id] = {"codec": "stale"}
+    stored = service.get_conferencecall(CUSTOMER, participant.id)
+    assert stored.status == "leaved" and stored.media == {"codec": "PCMU/8000", "packets_received": 250}

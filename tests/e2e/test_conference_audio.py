@@ -47,9 +47,11 @@ def test_three_sipp_calls_are_mixed_into_the_recording(server: RunningServer, tm
     status, _, wav_bytes = api.call("GET", f"/recordingfiles/{recording_id}")
     assert status == 200
     rate, samples = read_wav(wav_bytes)
-    assert rate == 8000 and abs(len(samples) / rate - recording["duration"]) < 0.05
+    assert rate == recording["sample_rate"] == 16000 and abs(len(samples) / rate - recording["duration"]) < 0.05
     for frequency in TONES:
         assert has_tone(samples, rate, frequency), (frequency, tone_level_db(samples, rate, frequency))
+        # The 8 kHz mix is resampled to 16 kHz for the file: no image above 4 kHz.
+        assert lacks_tone(samples, rate, 8000 - frequency), ("image", tone_level_db(samples, rate, 8000 - frequency))
     assert lacks_tone(samples, rate, 2500.0), "nothing but the three tones"
 
     participants = [api.get(f"/conferencecalls/{cc_id}") for cc_id in joined["conferencecall_ids"]]

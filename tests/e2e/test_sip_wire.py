@@ -150,7 +150,9 @@ def test_invite_without_sdp_gets_our_offer_and_the_answer_comes_in_the_ack(serve
     try:
         answer = client.call(None, send_ack=False)
         offer = parse_sdp(answer.body)
-        assert answer.status_code == 200 and offer.media[0].formats == ["0", "8", "101"]
+        # Opus (dynamic), G.722, PCMU, PCMA, then telephone-event at 8000 and at 48000 Hz.
+        assert answer.status_code == 200 and offer.media[0].formats == ["96", "9", "0", "8", "101", "103"]
+        assert ("rtpmap", "96 opus/48000/2") in offer.media[0].attributes
         ours = pcmu_offer("127.0.0.1", peer.port, formats="8 101")
         client.send(client.party.request("ACK", body=ours))
         peer.start_sending((offer.connection.host if offer.connection else "", offer.media[0].port),

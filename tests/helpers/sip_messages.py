@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 
@@ -26,6 +27,36 @@ def pcmu_offer(host: str, port: int, formats: str = "0 101", extra: str = "", *,
     if extra:
         lines.append(extra)
     lines.append(f"a={direction}")
+    return ("\r\n".join(lines) + "\r\n").encode()
+
+
+def audio_offer(host: str, port: int, rtpmaps: Sequence[str], *, fmtps: Sequence[str] = (),
+                telephone_event: int | None = 101, crypto: str | None = None, version: int = 1,
+                direction: str = "sendrecv", connection: str | None = None, extra: Sequence[str] = ()) -> bytes:
+    """An SDP offer of one audio stream with the given `a=rtpmap` values (RTP/SAVP when `crypto` is given).
+
+    `connection` overrides the c= address (a phone behind NAT puts its private address there).
+    """
+    ip = f"IP{6 if ':' in host else 4}"
+    formats = [rtpmap.split()[0] for rtpmap in rtpmaps]
+    attributes = [f"a=rtpmap:{rtpmap}" for rtpmap in rtpmaps] + [f"a=fmtp:{fmtp}" for fmtp in fmtps]
+    if telephone_event is not None:
+        clock = rtpmaps[0].split("/")[1]
+        formats.append(str(telephone_event))
+        attributes += [f"a=rtpmap:{telephone_event} telephone-event/{clock}", f"a=fmtp:{telephone_event} 0-16"]
+    lines = [
+        "v=0",
+        f"o=tester 4321 {version} IN {ip} {host}",
+        "s=-",
+        f"c=IN {ip} {connection or host}",
+        "t=0 0",
+        f"m=audio {port} RTP/{'SAVP' if crypto else 'AVP'} {' '.join(formats)}",
+        *attributes,
+        "a=ptime:20",
+        *([f"a=crypto:{crypto}"] if crypto else []),
+        *extra,
+        f"a={direction}",
+    ]
     return ("\r\n".join(lines) + "\r\n").encode()
 
 

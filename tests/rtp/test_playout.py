@@ -1,291 +1,106 @@
-"""Tests for rtp/playout.py: ordering, priming, loss, lateness, duplicates, wrap-around, jumps and overflow."""
+"""Tests for rtp/playout.py: one 20 ms frame per tick from the jitter buffer, losses concealed, Opus FEC used."""
 
 from __future__ import annotations
 
+import numpy as np
+import numpy.typing as npt
 import pytest
 
-from rtp.playout import PlayoutBuffer
-
-FRAME = 160
-
-
-def make_buffer(**options: int) -> PlayoutBuffer:
-    """The buffer a 20 ms μ-law session uses."""
-    return PlayoutBuffer(frame_samples=FRAME, silence=0xFF, **options)
+from rtp.codecs import G722, OPUS, PCMU
+from rtp.jitter import ByteStreamBuffer, PacketBuffer
+from rtp.opus import OpusEncoder
+from rtp.playout import SILENT_AFTER, Pcm, Playout
 
 
-def payload(number: int, samples: int = FRAME) -> bytes:
-    """A payload whose every byte is the packet number (so playout order can be read back)."""
-    return bytes([number % 256]) * samples
+def sine(rate: int, seconds: float, frequency: float = 440.0) -> npt.NDArray[np.int16]:
+    t = np.arange(int(rate * seconds)) / rate
+    return np.rint(8000 * np.sin(2 * np.pi * frequency * t)).astype(np.int16)
 
 
-def push_packet(buffer: PlayoutBuffer, number: int, base: int = 0) -> None:
-    """Push 20 ms packet `number` of a stream whose first timestamp is `base`."""
-    buffer.push((base + number * FRAME) % 2**32, payload(number))
+def largest_step(signal: npt.NDArray[np.int16]) -> int:
+    return int(np.abs(np.diff(signal.astype(np.int32))).max())
 
 
-def test_priming_then_in_order() -> None:
-    buffer = make_buffer()
-    assert buffer.pop() is None  # nothing at all
-    push_packet(buffer, 0)
-    assert buffer.pop() is None  # 160 samples buffered, 320 needed
-    assert buffer.pop() is None
-    push_packet(buffer, 1)
-    played = []
-    for number in range(2, 30):
-        played.append(buffer.pop())
-        push_packet(buffer, number)
-    played.extend([buffer.pop(), buffer.pop()])
-    assert played == [payload(n) for n in range(30)]
-    assert buffer.pop() is None
-    assert (buffer.late, buffer.duplicates, buffer.overflows) == (0, 0, 0)
+def byte_buffer() -> ByteStreamBuffer:
+    return ByteStreamBuffer(8000, 160, 0xFF)
 
 
-def test_reordered_neighbours_play_in_timestamp_order() -> None:
-    buffer = make_buffer()
-    order = [1, 0, 3, 2, 5, 4, 7, 6, 9, 8, 11, 10]
-    played = []
-    for index in range(0, len(order), 2):
-        push_packet(buffer, order[index])
-        push_packet(buffer, order[index + 1])
-        played.extend([buffer.pop(), buffer.pop()])
-    played.extend([buffer.pop(), buffer.pop()])
-    assert [frame for frame in played if frame is not None] == [payload(n) for n in range(12)]
-    assert (buffer.late, buffer.duplicates) == (0, 0)
+def test_a_loss_is_concealed_then_the_stream_goes_silent_and_costs_nothing() -> None:
+    playout = Playout(PCMU)
+    assert playout.batch_decoded
+    assert playout.next_frame(None, byte_buffer()) is None, "nothing heard yet: silent"
+    encoded = PCMU.new_encoder().encode(sine(8000, 0.02))
+    frame = playout.next_frame(encoded, byte_buffer())
+    assert frame is not None and frame.size == 160
+    concealed = [playout.next_frame(None, byte_buffer()) for _ in range(SILENT_AFTER + 2)]
+    assert all(c is not None and c.size == 160 for c in concealed[:SILENT_AFTER])
+    assert concealed[SILENT_AFTER:] == [None, None]
+    assert playout.concealed_frames == SILENT_AFTER
 
 
-def test_first_packets_reordered_before_priming() -> None:
-    buffer = make_buffer()
-    push_packet(buffer, 1)
-    assert buffer.pop() is None
-    push_packet(buffer, 0)
-    assert buffer.pop() == payload(0)
-    assert buffer.pop() == payload(1)
+def test_g711_decoded_in_a_batch_joins_the_concealment_smoothly() -> None:
+    playout = Playout(PCMU)
+    signal = sine(8000, 0.2, 300.0)
+    frames = [PCMU.decode_frames([PCMU.new_encoder().encode(signal[i : i + 160])])[0] for i in range(0, 1600, 160)]
+    out = [playout.decoded(frames[0]), playout.decoded(frames[1])]
+    concealed = playout.lost()
+    assert concealed is not None
+    out += [concealed, playout.decoded(frames[3])]
+    assert largest_step(np.concatenate(out)) <= 1.2 * largest_step(signal)
 
 
-def test_duplicates_are_dropped_and_counted() -> None:
-    buffer = make_buffer()
-    push_packet(buffer, 0)
-    push_packet(buffer, 0)
-    push_packet(buffer, 1)
-    push_packet(buffer, 1)
-    push_packet(buffer, 2)
-    assert buffer.duplicates == 2
-    assert buffer.buffered_samples == 3 * FRAME
-    assert [buffer.pop() for _ in range(3)] == [payload(0), payload(1), payload(2)]
-    push_packet(buffer, 3)
-    push_packet(buffer, 3)
-    assert buffer.duplicates == 3
-    assert buffer.pop() == payload(3)
-    assert buffer.pop() is None
-    assert buffer.late == 0
+def test_g722_bytes_decode_to_320_samples() -> None:
+    playout = Playout(G722)
+    assert not playout.batch_decoded
+    payload = G722.new_encoder().encode(sine(16000, 0.02))
+    frame = playout.next_frame(payload, ByteStreamBuffer(8000, 160, 0xFA))
+    assert frame is not None and frame.size == 320
 
 
-def test_late_packet_is_dropped_and_counted() -> None:
-    buffer = make_buffer()
-    push_packet(buffer, 0)
-    push_packet(buffer, 1)
-    assert buffer.pop() == payload(0)
-    assert buffer.pop() == payload(1)
-    assert buffer.pop() is None  # packet 2 has not arrived: a gap
-    push_packet(buffer, 2)  # arrives after its frame was played
-    assert buffer.late == 1
-    assert buffer.buffered_samples == 0
-    push_packet(buffer, 0)  # a very old retransmission
-    assert buffer.late == 2
-    push_packet(buffer, 3)
-    assert buffer.pop() == payload(3)
-    assert buffer.duplicates == 0
+def opus_packets(frame_ms: int, count: int) -> list[bytes]:
+    encoder = OpusEncoder(expected_loss=20)
+    samples = 48 * frame_ms
+    signal = sine(48000, count * frame_ms / 1000)
+    return [encoder.encode(signal[i * samples : (i + 1) * samples]) for i in range(count)]
 
 
-def test_lost_packet_gives_a_gap_and_the_stream_continues() -> None:
-    buffer = make_buffer()
-    played = []
-    for number in range(10):
-        if number != 4:
-            push_packet(buffer, number)
-        if number >= 1:
-            played.append(buffer.pop())
-    played.append(buffer.pop())
-    assert played == [payload(n) if n != 4 else None for n in range(10)]
+def opus_ticks(frame_ms: int, count: int, ticks: int, *,
+               lost: tuple[int, ...] = ()) -> tuple[Playout, list[Pcm | None]]:
+    """Feed `count` Opus packets of `frame_ms` (but the `lost` ones) and play `ticks` ticks."""
+    buffer = PacketBuffer(48000, 960)
+    playout = Playout(OPUS)
+    for index, packet in enumerate(opus_packets(frame_ms, count)):
+        if index not in lost:
+            buffer.push(index * 48 * frame_ms, packet, 48 * frame_ms, False, index * frame_ms / 1000)
+    return playout, [playout.next_frame(buffer.pop(), buffer) for _ in range(ticks)]
 
 
-def test_timestamp_wrap_around_plays_continuously() -> None:
-    buffer = make_buffer()
-    base = 2**32 - 2 * FRAME
-    push_packet(buffer, 0, base)
-    played = []
-    for number in range(1, 10):
-        push_packet(buffer, number, base)  # packet 2 carries timestamp 0
-        played.append(buffer.pop())
-    assert played == [payload(n) for n in range(9)]
-    assert (buffer.late, buffer.duplicates, buffer.overflows) == (0, 0, 0)
+@pytest.mark.parametrize(("frame_ms", "per_tick"), [(10, 2), (20, 1), (40, 0.5), (60, 1 / 3)])
+def test_opus_packets_of_any_duration_fill_20_ms_ticks(frame_ms: int, per_tick: float) -> None:
+    playout, frames = opus_ticks(frame_ms, int(12 / frame_ms * 20), 10)
+    assert all(f is not None and f.size == 960 for f in frames)
+    assert playout.concealed_frames == 0 and playout.fec_frames == 0
 
 
-def test_timestamp_jump_resets_and_plays_the_new_stream() -> None:
-    buffer = make_buffer()
-    push_packet(buffer, 0)
-    push_packet(buffer, 1)
-    push_packet(buffer, 2)
-    assert buffer.pop() == payload(0)
-    new_base = 3 * FRAME + 50 * FRAME + 1  # just beyond jump_frames * 160 from the cursor
-    buffer.push(new_base, payload(100))
-    assert buffer.buffered_samples == FRAME  # the old stream is gone
-    assert buffer.pop() is None  # priming again
-    buffer.push(new_base + FRAME, payload(101))
-    assert buffer.pop() == payload(100)
-    assert buffer.pop() == payload(101)
-    assert buffer.late == 0
+def test_a_lost_opus_packet_is_rebuilt_from_the_next_ones_fec() -> None:
+    playout, frames = opus_ticks(20, 12, 11, lost=(5,))
+    assert all(f is not None and f.size == 960 for f in frames)
+    assert playout.fec_frames == 1 and playout.concealed_frames == 0
 
 
-def test_backward_timestamp_jump_resets_too() -> None:
-    buffer = make_buffer()
-    base = 1_000_000
-    push_packet(buffer, 0, base)
-    push_packet(buffer, 1, base)
-    assert buffer.pop() == payload(0)
-    buffer.push(5000, payload(50))
-    buffer.push(5000 + FRAME, payload(51))
-    assert buffer.late == 0
-    assert buffer.pop() == payload(50)
-    assert buffer.pop() == payload(51)
+def test_without_the_next_packet_opus_runs_its_plc() -> None:
+    playout, frames = opus_ticks(20, 4, 4 + SILENT_AFTER + 1)
+    assert [f is None for f in frames] == [False] * (4 + SILENT_AFTER) + [True]
+    assert playout.concealed_frames == SILENT_AFTER and playout.fec_frames == 0
 
 
-def test_jump_within_limit_is_a_gap_not_a_reset() -> None:
-    buffer = make_buffer()
-    push_packet(buffer, 0)
-    push_packet(buffer, 1)
-    assert buffer.pop() == payload(0)
-    push_packet(buffer, 4)
-    assert buffer.pop() == payload(1)
-    assert buffer.pop() is None
-    assert buffer.pop() is None
-    assert buffer.pop() == payload(4)
-
-
-def play_stream(packet_samples: int, packets: int) -> tuple[bytes, list[bytes | None]]:
-    """Feed packets of `packet_samples` as they would be produced in real time; pop one frame per tick."""
-    buffer = make_buffer()
-    stream = b"".join(payload(n, packet_samples) for n in range(packets))
-    frames: list[bytes | None] = []
-    next_packet = 0
-    for tick in range(packets * packet_samples // FRAME + 4):
-        while next_packet < packets and (next_packet + 1) * packet_samples <= (tick + 1) * FRAME:
-            buffer.push(next_packet * packet_samples, payload(next_packet, packet_samples))
-            next_packet += 1
-        frames.append(buffer.pop())
-    return stream, frames
-
-
-@pytest.mark.parametrize("packet_samples", [80, 240])
-def test_other_packet_times_come_out_as_exact_frames(packet_samples: int) -> None:
-    stream, frames = play_stream(packet_samples, 24)
-    played = [frame for frame in frames if frame is not None]
-    assert all(len(frame) == FRAME for frame in played)
-    assert b"".join(played) == stream
-    first = frames.index(played[0])
-    assert frames[first : first + len(played)] == played  # no gap once playing
-
-
-def test_10_ms_packets_fill_one_frame_from_two_packets() -> None:
-    _, frames = play_stream(80, 8)
-    played = [frame for frame in frames if frame is not None]
-    assert played[0] == payload(0, 80) + payload(1, 80)
-    assert played[1] == payload(2, 80) + payload(3, 80)
-
-
-def test_30_ms_packets_are_split_across_frames() -> None:
-    _, frames = play_stream(240, 4)
-    played = [frame for frame in frames if frame is not None]
-    assert played[:3] == [payload(0), payload(0, 80) + payload(1, 80), payload(1)]
-
-
-def test_partial_frame_is_filled_with_silence() -> None:
-    buffer = make_buffer()
-    buffer.push(0, payload(1))
-    buffer.push(FRAME, payload(2, 80))
-    buffer.push(FRAME + 80, payload(3, 80))
-    assert buffer.pop() == payload(1)
-    assert buffer.pop() == payload(2, 80) + payload(3, 80)
-    buffer.push(2 * FRAME, payload(4, 100))
-    assert buffer.pop() == payload(4, 100) + b"\xff" * 60
-
-
-def test_overflow_moves_the_cursor() -> None:
-    buffer = make_buffer()
-    push_packet(buffer, 0)
-    push_packet(buffer, 1)
-    assert buffer.pop() == payload(0)  # cursor at 160
-    for number in range(2, 11):
-        push_packet(buffer, number)  # ends at 1760: 1600 ahead of the cursor, not more
-    assert buffer.overflows == 0
-    assert buffer.buffered_samples == 10 * FRAME
-    push_packet(buffer, 11)  # 1760 ahead > max_frames * 160
-    assert buffer.overflows == 1
-    assert buffer.buffered_samples == 2 * FRAME  # cursor moved to end - priming delay
-    assert buffer.pop() == payload(10)
-    assert buffer.pop() == payload(11)
-    assert buffer.pop() is None
-    assert buffer.late == 0
-
-
-def test_idle_buffer_primes_again() -> None:
-    buffer = make_buffer()
-    push_packet(buffer, 0)
-    push_packet(buffer, 1)
-    assert [buffer.pop(), buffer.pop()] == [payload(0), payload(1)]
-    for _ in range(10):  # idle_frames empty pops: the cursor is forgotten
-        assert buffer.pop() is None
-    push_packet(buffer, 12)  # timestamp exactly at where the cursor would have been
-    assert buffer.pop() is None  # priming again
-    push_packet(buffer, 13)
-    assert buffer.pop() == payload(12)
-    assert buffer.pop() == payload(13)
-
-
-def test_short_idle_does_not_prime_again() -> None:
-    buffer = make_buffer()
-    push_packet(buffer, 0)
-    push_packet(buffer, 1)
-    assert [buffer.pop(), buffer.pop()] == [payload(0), payload(1)]
-    for _ in range(9):
-        assert buffer.pop() is None
-    push_packet(buffer, 11)
-    assert buffer.pop() == payload(11)  # plays at once: the cursor is still running
-
-
-def test_reset_clears_everything() -> None:
-    buffer = make_buffer()
-    for number in range(4):
-        push_packet(buffer, number)
-    assert buffer.pop() == payload(0)
-    buffer.reset()
-    assert buffer.buffered_samples == 0
-    assert buffer.pop() is None
-    push_packet(buffer, 0)  # earlier than the old cursor, but the cursor is gone: not late
-    assert buffer.late == 0
-    assert buffer.pop() is None  # primes again
-    push_packet(buffer, 1)
-    assert buffer.pop() == payload(0)
-
-
-def test_buffered_samples() -> None:
-    buffer = make_buffer()
-    assert buffer.buffered_samples == 0
-    push_packet(buffer, 0)
-    assert buffer.buffered_samples == 160
-    push_packet(buffer, 2)
-    assert buffer.buffered_samples == 480  # counted up to the end of the newest packet
-    assert buffer.pop() == payload(0)
-    assert buffer.buffered_samples == 320
-    assert buffer.pop() is None
-    assert buffer.buffered_samples == 160
-    assert buffer.pop() == payload(2)
-    assert buffer.buffered_samples == 0
-
-
-def test_empty_payload_is_ignored() -> None:
-    buffer = make_buffer()
-    buffer.push(0, b"")
-    assert buffer.buffered_samples == 0
-    assert buffer.pop() is None
+def test_unreadable_opus_packets_are_counted_and_concealed() -> None:
+    buffer = PacketBuffer(48000, 960)
+    playout = Playout(OPUS)
+    good = opus_packets(20, 2)
+    buffer.push(0, good[0], 960, False, 0.0)
+    buffer.push(960, b"\xff", 960, False, 0.02)  # a code 3 packet without its frame count
+    buffer.push(1920, good[1], 960, False, 0.04)
+    frames = [playout.next_frame(buffer.pop(), buffer) for _ in range(3)]
+    assert all(f is not None and f.size == 960 for f in frames)
+    assert playout.decode_errors >= 1

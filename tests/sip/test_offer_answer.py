@@ -102,7 +102,7 @@ def test_telephone_event_name_case_insensitive_without_fmtp() -> None:
     assert result.telephone_event_fmtp is None
 
 
-def test_telephone_event_at_other_clock_rate_is_not_used() -> None:
+def test_telephone_event_at_the_codec_clock_rate_is_preferred() -> None:
     result = negotiate(
         "m=audio 4000 RTP/AVP 0 101 102",
         "a=rtpmap:101 telephone-event/16000",
@@ -112,8 +112,22 @@ def test_telephone_event_at_other_clock_rate_is_not_used() -> None:
     )
     assert result.telephone_event_payload_type == 102
     assert result.telephone_event_fmtp == "0-11"
+    assert result.telephone_event_clock_rate == 8000
+
+
+def test_telephone_event_at_another_clock_rate_is_taken_when_it_is_the_only_one() -> None:
     result = negotiate("m=audio 4000 RTP/AVP 0 101", "a=rtpmap:101 telephone-event/48000")
-    assert result.telephone_event_payload_type is None
+    assert (result.telephone_event_payload_type, result.telephone_event_clock_rate) == (101, 48000)
+    answer = build_answer(offer("m=audio 4000 RTP/AVP 0 101", "a=rtpmap:101 telephone-event/48000"), result,
+                          address="192.0.2.1", port=20000, origin=OUR_ORIGIN)
+    assert ("rtpmap", "101 telephone-event/48000") in answer.media[0].attributes
+
+
+@pytest.mark.parametrize(("value", "port"), [("53020", 53020), ("53020 IN IP4 126.16.64.4", 53020), ("0", None),
+                                             ("junk", None), ("70000", None)])
+def test_rtcp_attribute_gives_the_rtcp_port(value: str, port: int | None) -> None:
+    assert negotiate("m=audio 4000 RTP/AVP 0", f"a=rtcp:{value}").remote_rtcp_port == port
+    assert negotiate("m=audio 4000 RTP/AVP 0").remote_rtcp_port is None
 
 
 def test_only_g729_is_not_acceptable() -> None:
@@ -128,19 +142,29 @@ def test_only_telephone_event_is_not_acceptable() -> None:
     assert info.value.status_code == 488
 
 
-@pytest.mark.parametrize("proto", ["RTP/SAVP", "RTP/SAVPF", "UDP/TLS/RTP/SAVP", "RTP/AVPF"])
-def test_secure_or_feedback_profiles_only_are_not_acceptable(proto: str) -> None:
+@pytest.mark.parametrize("proto", ["RTP/SAVPF", "UDP/TLS/RTP/SAVP", "RTP/AVPF"])
+def test_feedback_and_dtls_profiles_are_not_acceptable(proto: str) -> None:
     with pytest.raises(OfferAnswerError) as info:
         negotiate(f"m=audio 4000 {proto} 0 8")
     assert info.value.status_code == 488
+
+
+def test_savp_is_accepted_with_its_crypto_lines_unless_the_caller_allows_only_avp() -> None:
+    result = negotiate("m=audio 4000 RTP/SAVP 0", "a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:abc",
+                       "a=crypto:2 AES_CM_128_HMAC_SHA1_32 inline:def")
+    assert result.secure and result.crypto == ("1 AES_CM_128_HMAC_SHA1_80 inline:abc",
+                                               "2 AES_CM_128_HMAC_SHA1_32 inline:def")
+    with pytest.raises(OfferAnswerError):
+        negotiate_audio(offer("m=audio 4000 RTP/SAVP 0"), SUPPORTED, profiles=("RTP/AVP",))
 
 
 def test_profile_compared_case_insensitively() -> None:
     assert negotiate("m=audio 4000 rtp/avp 0").payload_type == 0
 
 
-def test_savp_then_avp_picks_avp() -> None:
-    result = negotiate("m=audio 4000 RTP/SAVP 0", "m=audio 4002 RTP/AVP 8")
+def test_savp_then_avp_picks_avp_when_srtp_is_off() -> None:
+    result = negotiate_audio(offer("m=audio 4000 RTP/SAVP 0", "m=audio 4002 RTP/AVP 8"), SUPPORTED,
+                             profiles=("RTP/AVP",))
     assert result.media_index == 1
     assert result.remote_port == 4002
     assert result.codec == PCMA
