@@ -17,8 +17,11 @@ from typing import Any
 
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
+from prometheus_client import CollectorRegistry
 
 from .errors import ConfbridgeError, InvalidRequest, NotFound, Unauthorized
+from .metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
+from .metrics import build_registry, render
 from .service import ConferenceService
 from .store import MAX_PAGE_SIZE, Store
 from .telephony import Telephony
@@ -32,6 +35,7 @@ REQUEST_ID = web.RequestKey("request_id", str)
 SERVICE = web.AppKey("service", ConferenceService)
 STORE = web.AppKey("store", Store)
 TELEPHONY = web.AppKey("telephony", Telephony)
+METRICS = web.AppKey("metrics", CollectorRegistry)
 MAX_DESTINATIONS = 20
 
 
@@ -252,6 +256,12 @@ async def get_recording_file(request: web.Request) -> web.StreamResponse:
                                            "Content-Disposition": f'attachment; filename="{recording.filename}"'})
 
 
+async def get_metrics(request: web.Request) -> web.Response:
+    """Prometheus metrics (outside /v1.0 and without a token, as scrapers expect; bind HTTP accordingly)."""
+    registry = request.app[METRICS]
+    return web.Response(body=render(registry), headers={"Content-Type": METRICS_CONTENT_TYPE})
+
+
 class AccessLogger(AbstractAccessLogger):
     """One line per request: method, path without the query (tokens travel there), status, time, request id."""
 
@@ -266,6 +276,8 @@ def build_app(service: ConferenceService, store: Store, telephony: Telephony) ->
     app[SERVICE] = service
     app[STORE] = store
     app[TELEPHONY] = telephony
+    app[METRICS] = build_registry(telephony.media)
+    app.router.add_get("/metrics", get_metrics)
     p = API_PREFIX
     app.router.add_get(f"{p}/conferences", list_conferences)
     app.router.add_post(f"{p}/conferences", create_conference)
