@@ -10,6 +10,7 @@ senders heard by wideband receivers must not come with images (8000 - f, 8000 + 
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import time
 
@@ -17,7 +18,7 @@ import numpy as np
 import numpy.typing as npt
 
 from tests.helpers.audio import has_tone, lacks_tone, tone, tone_level_db
-from tests.helpers.participant import Participant
+from tests.helpers.participant import Participant, conferencecall_of
 from tests.helpers.peer_codecs import PEER_CODECS, PeerCodec
 from tests.helpers.server_process import RunningServer
 
@@ -144,3 +145,32 @@ def test_the_mixing_rate_follows_who_is_in_the_conference(server: RunningServer)
         assert mixing_rates() == {8000}
     finally:
         narrow.close(hang_up=True)
+
+
+def test_any_packet_time_is_received_and_20_ms_is_sent(server: RunningServer) -> None:
+    conference = server.api.create_conference("ptimes")
+    uri = server.direct_uri(conference["direct_hash"])
+    path = f"/conferences/{conference['id']}"
+    people = [Participant(server.sip, uri, frequency, codec=dataclasses.replace(PEER_CODECS[name], ptime=ptime))
+              for name, ptime, frequency in (("PCMU", 30, 500.0), ("G722", 10, 900.0), ("opus", 60, 1300.0),
+                                             ("PCMA", 40, 1700.0))]
+    try:
+        server.api.wait_for(path, lambda c: len(c["conferencecall_ids"]) == len(people))
+        time.sleep(2.5)
+        end = time.monotonic()
+        for person in people:
+            heard = person.heard_between(end - 1.5, end)
+            for other in people:
+                level = tone_level_db(heard, person.rate, other.frequency)
+                if other is person:
+                    assert lacks_tone(heard, person.rate, other.frequency), (person.codec, "hears itself", level)
+                else:
+                    assert has_tone(heard, person.rate, other.frequency), (person.codec, other.codec, level)
+            sent = [r.packet for r in person.peer.received[-20:]]
+            steps = {(b.timestamp - a.timestamp) % 2**32 for a, b in itertools.pairwise(sent)}
+            assert steps == {person.codec.clock_rate // 50}, (person.codec.name, steps)
+            media = conferencecall_of(server.api, person.sip)["media"]
+            assert media["packets_lost"] == 0 and media["concealed_underruns"] <= 1, (person.codec.name, media)
+    finally:
+        for person in people:
+            person.close(hang_up=True)

@@ -30,16 +30,18 @@ class PeerCodec:
     """Sample rate of the audio."""
     channels: int = 1
     fmtp: str | None = None
+    ptime: int = 20
+    """Milliseconds of audio per packet (`dataclasses.replace(codec, ptime=30)` for another packet time)."""
 
     @property
     def frame(self) -> int:
-        """Samples in 20 ms."""
-        return self.rate // 50
+        """Samples in one packet."""
+        return self.rate * self.ptime // 1000
 
     @property
     def frame_clock(self) -> int:
-        """RTP timestamp ticks in 20 ms."""
-        return self.clock_rate // 50
+        """RTP timestamp ticks in one packet."""
+        return self.clock_rate * self.ptime // 1000
 
     @property
     def rtpmap(self) -> str:
@@ -48,21 +50,30 @@ class PeerCodec:
         return f"{self.payload_type} {self.name}/{self.clock_rate}{channels}"
 
     def encode(self, samples: Pcm) -> list[bytes]:
-        """One payload per 20 ms of `samples` (a whole number of frames)."""
+        """One payload per packet time of `samples` (cut to a whole number of packets)."""
         frames = samples[: samples.size - samples.size % self.frame].reshape(-1, self.frame)
         if self.name == "PCMU":
             return [ulaw_encode(frame).tobytes() for frame in frames]
         if self.name == "PCMA":
             return [alaw_encode(frame).tobytes() for frame in frames]
+        if self.name == "G722":
+            # FFmpeg codes G.722 in 20 ms frames; the byte stream (one byte per 8 kHz clock tick) is then cut
+            # at any packet time.
+            stream = b"".join(self._encode_frames(samples[: samples.size - samples.size % 320].reshape(-1, 320)))
+            step = self.frame_clock
+            return [stream[i : i + step] for i in range(0, len(stream) - step + 1, step)]
+        return [payload for payload in self._encode_frames(frames) if payload]
+
+    def _encode_frames(self, frames: Pcm) -> list[bytes]:
         context = self._context("w")
         payloads: list[bytes] = []
         for index, frame in enumerate(frames):
             audio = AudioFrame.from_ndarray(np.ascontiguousarray(frame).reshape(1, -1), format="s16", layout="mono")
             audio.sample_rate = self.rate
-            audio.pts = index * self.frame
+            audio.pts = index * frame.size
             packets = [bytes(packet) for packet in context.encode(audio)]
             payloads.append(b"".join(packets))
-        return [payload for payload in payloads if payload] if self.name == "opus" else payloads
+        return payloads
 
     def decoder(self) -> StreamDecoder:
         """A decoder for one received stream."""
@@ -76,7 +87,7 @@ class PeerCodec:
             context.format = "s16"
             if self.name == "opus":
                 context.bit_rate = 64000
-                context.options = {"application": "voip", "frame_duration": "20"}
+                context.options = {"application": "voip", "frame_duration": str(self.ptime)}
         context.open()
         return context
 

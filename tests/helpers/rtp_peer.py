@@ -35,7 +35,7 @@ class Received:
 
 
 class RtpPeer:
-    """Sends `samples` in a loop to `remote` every 20 ms (absolute deadlines) and records every packet.
+    """Sends `samples` in a loop to `remote` every packet time (absolute deadlines) and records every packet.
 
     `codec` defaults from `payload_type` (0 PCMU, 8 PCMA); `host` may be an IPv6 address; with `srtp` every
     packet out is protected and every packet in must authenticate (failures are counted, not kept).
@@ -104,7 +104,7 @@ class RtpPeer:
             self.last_sent = data
             self.sent += 1
             index += 1
-            delay = start + index * 0.020 - time.monotonic()
+            delay = start + index * self.codec.ptime / 1000 - time.monotonic()
             if delay > 0:
                 time.sleep(delay)
 

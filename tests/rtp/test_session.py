@@ -228,3 +228,22 @@ def test_receive_never_raises(datagrams: list[tuple[bytes, Address]]) -> None:
         session.receive_rtcp(data, source, now * 0.02)
         session.pop()
     session.handle_timer(100.0, 0.0)
+
+
+def test_srtcp_reports_are_protected_and_read_back() -> None:
+    ours = CryptoAttribute.generate(1, "AES_CM_128_HMAC_SHA1_32")
+    theirs = CryptoAttribute.generate(1, "AES_CM_128_HMAC_SHA1_32")
+    sender = RtpSession(params(srtp=SrtpContext(ours, theirs), rtcp_mux=True), now=0.0)
+    receiver = RtpSession(params(srtp=SrtpContext(theirs, ours), rtcp_mux=True), now=0.0)
+    sender.packetize(bytes(160), 0.0)
+    for tenth in range(100):
+        sender.handle_timer(tenth / 10, 1_700_000_000.0 + tenth / 10)
+    (data, destination, _), *_ = sender.datagrams_to_send()
+    assert destination == PEER
+    receiver.receive(data, PEER, 10.0)  # multiplexed: arrives on the RTP port
+    assert receiver.stats.rtcp_received == 1 and receiver.rtcp.peer_ssrc is None
+    assert receiver.rtcp.reports_received == 1
+    tampered = bytearray(data)
+    tampered[10] ^= 1
+    receiver.receive(bytes(tampered), PEER, 10.1)
+    assert receiver.stats.dropped_srtp == 1
