@@ -207,21 +207,19 @@ class MediaEngine:
             else:
                 self._choose_rate(leg.conference_id, media)
         figures = leg.statistics()
-        self._add_to_totals(figures)
         dropped = figures["dropped"]
         assert isinstance(dropped, dict)
+        self._add_to_totals(leg, dropped)
         logger.info("conference %s: media leg %s closed (%s: rx %s, tx %s, lost %s, dropped %s)", leg.conference_id,
                     leg_id, figures["codec"], figures["packets_received"], figures["packets_sent"],
                     figures["packets_lost"], {reason: count for reason, count in dropped.items() if count} or "none")
         return figures
 
-    def _add_to_totals(self, figures: dict[str, object]) -> None:
+    def _add_to_totals(self, leg: MediaLeg, dropped: dict[str, int]) -> None:
         totals = self.closed_totals
         totals.legs += 1
-        totals.packets_received += int(str(figures["packets_received"]))
-        totals.packets_sent += int(str(figures["packets_sent"]))
-        dropped = figures["dropped"]
-        assert isinstance(dropped, dict)
+        totals.packets_received += leg.session.stats.packets_received
+        totals.packets_sent += leg.session.stats.packets_sent
         for reason, count in dropped.items():
             totals.dropped[reason] = totals.dropped.get(reason, 0) + count
 
