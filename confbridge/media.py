@@ -1,57 +1,64 @@
-"""The media engine: every participant's RTP leg, and the 20 ms tick that mixes all conferences.
+"""The media engine: every participant's RTP leg, the 20 ms tick that mixes all conferences, and recordings.
 
-A conference mixes at the highest audio rate among its participants (8, 16 or 48 kHz: G.711, G.722,
-Opus), chosen again whenever someone joins, leaves or changes codec. One tick, for every conference:
-  1. take each leg's next 20 ms from its jitter buffer; decode G.711 of all legs in one table lookup per
-     codec, G.722 and Opus leg by leg; conceal what is missing;
-  2. resample each leg to its conference's rate, all legs of one rate pair in one batched call (each
-     leg's filter state is kept between ticks);
-  3. per mixing rate, sum each conference and subtract each leg's own signal (N-1);
-  4. resample each leg's mix back to its codec's rate, clip once to 16 bits, encode (G.711 in one call
-     per codec), stamp, protect and send;
-  5. resample each recording conference's total to the recording rate and hand it to the recorder.
-Ticks follow absolute deadlines (`TickClock`); with no leg and no recording, no tick runs at all.
-Twice a second each leg's session does what is due (RTCP reports, DTMF timeouts, RTP inactivity).
+A conference mixes at the highest audio rate among its participants (8, 16 or 48 kHz: G.711, G.722, Opus),
+chosen again whenever someone joins, leaves or changes codec. Every session keeps its numbers in one shared
+`StreamTable`; all sockets are read through one `DatagramHub`. Each tick first takes every packet received
+since the last one into the table (`ingest`), then runs `confbridge.mixing.Mixer` over the participants of
+each mixing rate (see there for the steps). Ticks follow absolute deadlines (`TickClock`), their lateness
+is kept for the metrics; with no leg and no recording no tick runs at all, so empty conferences cost nothing.
+Twice a second each session does what is due (RTCP reports, DTMF timeouts, RTP inactivity).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from collections.abc import Callable
 from concurrent.futures import Future
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
 
 from mixer.clock import TickClock
-from mixer.mixdown import conference_totals, mix_minus, to_pcm16
-from mixer.resample import BatchResampler
-from recorder.worker import RecorderWorker, RecordingResult
-from rtp.codecs import AudioCodec, FrameEncoder, G711Codec
+from mixer.talk import TalkDetector
+from recorder.worker import RecorderWorker, RecordingResult, TrackResult
+from rtp.codecs import AudioCodec, FrameEncoder
 from rtp.opus import OpusEncoder
-from rtp.packet import Address
 from rtp.playout import Playout
 from rtp.ports import PortAllocator
-from rtp.session import RTP_TIMEOUT, MediaEvent, RtpSession, StreamParams
-from rtp.socket_asyncio import RtpSocket
+from rtp.session import RTP_TIMEOUT, AudioStarted, DigitReceived, MediaEvent, MediaTimeout, RtpSession, StreamParams
+from rtp.socket_asyncio import DatagramHub, RtpSocket
+from rtp.stream_table import StreamTable
+
+from .mixing import Layout, Mixer, TalkingChanged
 
 logger = logging.getLogger(__name__)
 
-Frames = npt.NDArray[np.float32]
-Pcm = npt.NDArray[np.int16]
 BASE_RATE = 8000
 """The rate of a conference with nobody in it (a recording of an empty room)."""
 RECORDING_RATE = 16000
 HOUSEKEEPING_PERIOD = 0.5
+LATENESS_WINDOW = 1500
+"""Ticks (30 s) over which tick lateness and duration are kept for the metrics."""
+
+LegEvent = MediaEvent | TalkingChanged
+
+
+def db_to_gain(db: float) -> float:
+    """A level change in dB as a linear factor."""
+    return float(10 ** (db / 20))
 
 
 @dataclass(eq=False)
 class MediaLeg:
-    """One participant's media: its RTP session, decoder, encoder, sockets and resampler state."""
+    """One participant's media: its RTP session, decoder, encoder, sockets and controls.
+
+    Controls are changed through `MediaEngine.configure_leg`, which rebuilds the tick's layout.
+    """
 
     leg_id: str
     conference_id: str
@@ -60,20 +67,22 @@ class MediaLeg:
     rtcp_socket: RtpSocket
     playout: Playout
     encoder: FrameEncoder
-    on_event: Callable[[MediaLeg, MediaEvent], None] | None = None
+    on_event: Callable[[MediaLeg, LegEvent], None] | None = None
     sending: bool = True
     """Whether the participant gets the mix (not while it holds us, or is inactive)."""
     mixing: bool = True
-    """Whether the participant's audio goes into the mix (not while on hold)."""
+    """Whether the participant's audio goes into the mix (not while it holds us)."""
     muted: bool = False
-    """Muted (mute direction "in"): its audio stays out of the mix."""
+    """Mute "in": its audio stays out of the mix."""
     deaf: bool = False
-    """Mute direction "out": it hears silence (packets still flow, so its NAT and timers stay happy)."""
+    """Mute "out": it hears silence (packets still flow, so its NAT and timers stay happy)."""
+    held: bool = False
+    """On hold by the bridge: neither heard nor hearing."""
+    gain_in: float = 1.0
+    gain_out: float = 1.0
     mixing_rate: int = BASE_RATE
     """The rate its conference mixes at."""
-    in_history: Frames | None = field(default=None, repr=False)
-    """Resampler state from the codec's rate to the conference's (None: silence)."""
-    out_history: Frames | None = field(default=None, repr=False)
+    talking: bool = False
 
     @property
     def port(self) -> int:
@@ -85,40 +94,60 @@ class MediaLeg:
         """The codec the leg carries."""
         return self.session.codec
 
-    def datagram_received(self, data: bytes, source: Address) -> None:
-        """A datagram on the RTP port."""
-        event = self.session.receive(data, source, self.socket.loop.time())
-        if event is not None and self.on_event is not None:
-            self.on_event(self, event)
-
-    def rtcp_received(self, data: bytes, source: Address) -> None:
-        """A datagram on the RTCP port."""
-        self.session.receive_rtcp(data, source, self.socket.loop.time())
+    @property
+    def slot(self) -> int:
+        """The leg's row in the engine's `StreamTable`."""
+        return self.session.slot
 
     def flush(self) -> None:
         """Send the RTCP the session has queued, from the port the peer expects it from."""
         for data, destination, via_rtcp_port in self.session.datagrams_to_send():
-            sock = self.rtcp_socket if via_rtcp_port else self.socket
-            sock.sendto(data, destination)
+            (self.rtcp_socket if via_rtcp_port else self.socket).sendto(data, destination)
 
     def statistics(self) -> dict[str, object]:
-        """The leg's media figures: the session's plus concealment."""
+        """The leg's media figures: the session's, concealment, and its controls."""
         figures = self.session.snapshot()
         figures["concealed_frames"] = self.playout.concealed_frames
         figures["fec_recovered_frames"] = self.playout.fec_frames
         figures["decode_errors"] = self.playout.decode_errors
         figures["muted"] = self.muted
         figures["deaf"] = self.deaf
+        figures["held"] = self.held
+        figures["gain_in_db"] = round(20 * math.log10(self.gain_in), 2) if self.gain_in > 0 else None
+        figures["gain_out_db"] = round(20 * math.log10(self.gain_out), 2) if self.gain_out > 0 else None
+        figures["talking"] = self.talking
         figures["mixing_rate"] = self.mixing_rate
         return figures
 
 
 @dataclass
-class _ConferenceMedia:
+class ConferenceMedia:
+    """One conference's legs, mixing rate and recording."""
+
+    conference_id: str
+    recorder: RecorderWorker
     legs: dict[str, MediaLeg] = field(default_factory=dict)
     rate: int = BASE_RATE
     recording_id: str | None = None
-    recording_history: Frames | None = None
+    tracks: bool = False
+    track_dir: Path | None = None
+    open_tracks: dict[str, str] = field(default_factory=dict)
+    """leg id -> the recorder's id of its track file."""
+    track_started: dict[str, float] = field(default_factory=dict)
+    """leg id -> seconds into the recording when its track begins."""
+    finished_tracks: list[tuple[str, float, Future[RecordingResult]]] = field(default_factory=list)
+    """(leg id, offset, the recorder's future) of tracks already closed."""
+    ticks_recorded: int = 0
+
+    def write_track(self, leg_id: str, samples: npt.NDArray[np.int16]) -> None:
+        """A participant's own signal for its track file (opened on its first frame)."""
+        track_id = self.open_tracks.get(leg_id)
+        if track_id is None:
+            assert self.recording_id is not None and self.track_dir is not None
+            track_id = self.open_tracks[leg_id] = f"{self.recording_id}/{leg_id}"
+            self.track_started[leg_id] = self.ticks_recorded * 0.02
+            self.recorder.open(track_id, self.track_dir / f"{leg_id}.wav", samples.size * 50)
+        self.recorder.write(track_id, samples)
 
 
 @dataclass
@@ -131,12 +160,38 @@ class MediaTotals:
     legs: int = 0
 
 
+def _with_tracks(mix: Future[RecordingResult],
+                 tracks: list[tuple[str, float, Future[RecordingResult]]]) -> Future[RecordingResult]:
+    """A future of the mixed recording that resolves once its tracks are complete too, listing them."""
+    if not tracks:
+        return mix
+    combined: Future[RecordingResult] = Future()
+    pending = [mix, *(future for _, _, future in tracks)]
+
+    def done(_: Future[RecordingResult]) -> None:
+        if not all(future.done() for future in pending) or combined.done():
+            return
+        try:
+            result = mix.result()
+            finished = tuple(TrackResult(leg_id, track.path, offset, track.frames, track.error)
+                             for (leg_id, offset, future) in tracks for track in (future.result(),))
+        except Exception as exc:  # the recorder never fails a future, but a combined one must always resolve
+            combined.set_exception(exc)
+            return
+        combined.set_result(replace(result, tracks=finished))
+
+    for future in pending:
+        future.add_done_callback(done)
+    return combined
+
+
 class MediaEngine:
-    """Owns RTP sockets, the tick and the recorder."""
+    """Owns RTP sockets, the stream table, the tick and the recorder."""
 
     def __init__(self, *, host: str, ports: PortAllocator, recorder: RecorderWorker,
                  loop: asyncio.AbstractEventLoop, tick_period: float = 0.020, rtp_timeout: float = RTP_TIMEOUT,
-                 recording_rate: int = RECORDING_RATE) -> None:
+                 recording_rate: int = RECORDING_RATE, noise_gate: bool = False,
+                 talk: TalkDetector | None = None) -> None:
         self.host = host
         self.ports = ports
         self.recorder = recorder
@@ -146,32 +201,57 @@ class MediaEngine:
         self.recording_rate = recording_rate
         self.clock: TickClock | None = None
         self.closed_totals = MediaTotals()
-        self._conferences: dict[str, _ConferenceMedia] = {}
+        self.table = StreamTable(capacity=64)
+        self.hub = DatagramHub(loop)
+        self.mixer = Mixer(self.table, recorder, recording_rate=recording_rate, noise_gate=noise_gate,
+                           talk=talk if talk is not None else TalkDetector())
+        self.lateness = np.zeros(LATENESS_WINDOW, dtype=np.float64)
+        self.tick_seconds = np.zeros(LATENESS_WINDOW, dtype=np.float64)
+        self.ticks = 0
+        self._conferences: dict[str, ConferenceMedia] = {}
         self._legs: dict[str, MediaLeg] = {}
+        self._layouts: dict[int, Layout] | None = None
         self._timer: asyncio.TimerHandle | None = None
-        self._resamplers: dict[tuple[int, int], BatchResampler] = {}
         self._next_housekeeping = 0.0
 
     # -- legs -------------------------------------------------------------------------------------
 
     def open_leg(self, leg_id: str, conference_id: str, params: StreamParams, *,
-                 on_event: Callable[[MediaLeg, MediaEvent], None] | None = None) -> MediaLeg:
+                 on_event: Callable[[MediaLeg, LegEvent], None] | None = None) -> MediaLeg:
         """Bind an RTP/RTCP port pair for a participant and add it to its conference's mix."""
+        session = RtpSession(params, now=self.loop.time(), cname=f"confbridge@{self.host}", timeout=self.rtp_timeout,
+                             table=self.table)
         leg: MediaLeg
-        sock, rtcp_sock = RtpSocket.open_pair(self.host, self.ports,
-                                              lambda data, source: leg.datagram_received(data, source),
-                                              lambda data, source: leg.rtcp_received(data, source), self.loop)
-        session = RtpSession(params, now=self.loop.time(), cname=f"confbridge@{self.host}", timeout=self.rtp_timeout)
+
+        def deliver(event: object) -> None:
+            if leg.on_event is not None and isinstance(event, (AudioStarted, DigitReceived, MediaTimeout)):
+                leg.on_event(leg, event)
+
+        try:
+            sock, rtcp_sock = RtpSocket.open_pair(self.host, self.ports, self.hub, session.receive,
+                                                  session.receive_rtcp, deliver)
+        except BaseException:
+            session.close()
+            raise
         leg = MediaLeg(leg_id, conference_id, session, sock, rtcp_sock, Playout(params.codec),
                        params.codec.new_encoder(), on_event)
+        self.mixer.fit()
+        self.mixer.reset_slot(leg.slot)
         self._legs[leg_id] = leg
-        media = self._conferences.setdefault(conference_id, _ConferenceMedia())
+        media = self._media(conference_id)
         media.legs[leg_id] = leg
-        self._choose_rate(conference_id, media)
+        self._choose_rate(media)
+        self._layouts = None
         self._ensure_ticking()
         logger.info("conference %s: media leg %s on port %d (%s/%d%s)", conference_id, leg_id, leg.port,
                     params.codec, params.payload_type, ", SRTP" if params.srtp else "")
         return leg
+
+    def _media(self, conference_id: str) -> ConferenceMedia:
+        media = self._conferences.get(conference_id)
+        if media is None:
+            media = self._conferences[conference_id] = ConferenceMedia(conference_id, self.recorder)
+        return media
 
     def update_leg(self, leg_id: str, params: StreamParams) -> None:
         """Apply a renegotiated stream; a new codec gets a new decoder and encoder, and may change the mix rate."""
@@ -183,12 +263,30 @@ class MediaEngine:
         if codec_changed:
             leg.playout = Playout(params.codec)
             leg.encoder = params.codec.new_encoder()
-            leg.in_history = leg.out_history = None
+            self.mixer.reset_slot(leg.slot)
             media = self._conferences.get(leg.conference_id)
             if media is not None:
-                self._choose_rate(leg.conference_id, media)
+                self._choose_rate(media)
             logger.info("conference %s: media leg %s now %s/%d", leg.conference_id, leg_id, params.codec,
                         params.payload_type)
+        self._layouts = None
+
+    def configure_leg(self, leg_id: str, *, sending: bool | None = None, mixing: bool | None = None,
+                      muted: bool | None = None, deaf: bool | None = None, held: bool | None = None,
+                      gain_in_db: float | None = None, gain_out_db: float | None = None) -> None:
+        """Change a leg's controls (None leaves one as it is); the next tick mixes accordingly."""
+        leg = self._legs.get(leg_id)
+        if leg is None:
+            return
+        for name, value in (("sending", sending), ("mixing", mixing), ("muted", muted), ("deaf", deaf),
+                            ("held", held)):
+            if value is not None:
+                setattr(leg, name, value)
+        if gain_in_db is not None:
+            leg.gain_in = db_to_gain(gain_in_db)
+        if gain_out_db is not None:
+            leg.gain_out = db_to_gain(gain_out_db)
+        self._layouts = None
 
     def close_leg(self, leg_id: str) -> dict[str, object] | None:
         """Take a participant out of the mix and free its ports; returns its final media figures."""
@@ -199,14 +297,19 @@ class MediaEngine:
         leg.flush()
         leg.socket.close()
         leg.rtcp_socket.close()
+        figures = leg.statistics()
+        leg.session.close()
         media = self._conferences.get(leg.conference_id)
         if media is not None:
             media.legs.pop(leg_id, None)
+            track = media.open_tracks.pop(leg_id, None)
+            if track is not None:
+                self._close_track(media, leg_id, track)
             if not media.legs and media.recording_id is None:
-                del self._conferences[leg.conference_id]
+                self._drop_conference(media)
             else:
-                self._choose_rate(leg.conference_id, media)
-        figures = leg.statistics()
+                self._choose_rate(media)
+        self._layouts = None
         dropped = figures["dropped"]
         assert isinstance(dropped, dict)
         self._add_to_totals(leg, dropped)
@@ -215,11 +318,15 @@ class MediaEngine:
                     figures["packets_lost"], {reason: count for reason, count in dropped.items() if count} or "none")
         return figures
 
+    def _drop_conference(self, media: ConferenceMedia) -> None:
+        del self._conferences[media.conference_id]
+        self.mixer.forget_conference(media.conference_id)
+
     def _add_to_totals(self, leg: MediaLeg, dropped: dict[str, int]) -> None:
         totals = self.closed_totals
         totals.legs += 1
         totals.packets_received += leg.session.stats.packets_received
-        totals.packets_sent += leg.session.stats.packets_sent
+        totals.packets_sent += int(self.table.packets_sent[leg.slot])
         for reason, count in dropped.items():
             totals.dropped[reason] = totals.dropped.get(reason, 0) + count
 
@@ -237,41 +344,58 @@ class MediaEngine:
         media = self._conferences.get(conference_id)
         return media.rate if media is not None else None
 
-    def _choose_rate(self, conference_id: str, media: _ConferenceMedia) -> None:
+    def _choose_rate(self, media: ConferenceMedia) -> None:
         rate = max((leg.codec.sample_rate for leg in media.legs.values()), default=BASE_RATE)
         for leg in media.legs.values():
             leg.mixing_rate = rate
         if rate == media.rate:
             return
-        logger.info("conference %s: mixing at %d Hz (was %d)", conference_id, rate, media.rate)
+        logger.info("conference %s: mixing at %d Hz (was %d)", media.conference_id, rate, media.rate)
         media.rate = rate
-        media.recording_history = None
+        self.mixer.forget_conference(media.conference_id)
         for leg in media.legs.values():
-            leg.in_history = leg.out_history = None
+            self.mixer.reset_slot(leg.slot)
 
     # -- recordings -------------------------------------------------------------------------------
 
-    def start_recording(self, conference_id: str, recording_id: str, path: Path) -> int:
-        """Write the conference's mix to a WAV file from the next tick on; returns the sample rate."""
+    def start_recording(self, conference_id: str, recording_id: str, path: Path, *, tracks: bool = False) -> int:
+        """Write the conference's mix to a WAV file from the next tick on; returns the sample rate.
+
+        With `tracks`, each participant's own signal also goes to `<path without .wav>/<leg id>.wav`.
+        """
         path.parent.mkdir(parents=True, exist_ok=True)
         self.recorder.open(recording_id, path, self.recording_rate)
-        media = self._conferences.setdefault(conference_id, _ConferenceMedia())
+        media = self._media(conference_id)
         media.recording_id = recording_id
-        media.recording_history = None
+        media.tracks = tracks
+        media.ticks_recorded = 0
+        media.finished_tracks = []
+        media.track_started = {}
+        if tracks:
+            media.track_dir = path.with_suffix("")
+            media.track_dir.mkdir(parents=True, exist_ok=True)
         self._ensure_ticking()
         return self.recording_rate
 
     def stop_recording(self, conference_id: str) -> Future[RecordingResult]:
-        """Stop the conference's recording; the future resolves when the file is complete."""
+        """Stop the conference's recording; the future resolves when the file (and its tracks) are complete."""
         media = self._conferences.get(conference_id)
         if media is None or media.recording_id is None:
             future: Future[RecordingResult] = Future()
             future.set_exception(LookupError(f"conference {conference_id} is not recording"))
             return future
         recording_id, media.recording_id = media.recording_id, None
+        for leg_id, track in list(media.open_tracks.items()):
+            self._close_track(media, leg_id, track)
+        media.open_tracks.clear()
+        media.tracks = False
+        tracks, media.finished_tracks = media.finished_tracks, []
         if not media.legs:
-            del self._conferences[conference_id]
-        return self.recorder.close(recording_id)
+            self._drop_conference(media)
+        return _with_tracks(self.recorder.close(recording_id), tracks)
+
+    def _close_track(self, media: ConferenceMedia, leg_id: str, track_id: str) -> None:
+        media.finished_tracks.append((leg_id, media.track_started.get(leg_id, 0.0), self.recorder.close(track_id)))
 
     # -- the tick ---------------------------------------------------------------------------------
 
@@ -284,11 +408,16 @@ class MediaEngine:
         self._timer = None
         assert self.clock is not None
         # asyncio may run a timer a hair before its deadline; that tick is due all the same.
-        for _ in range(self.clock.due(max(self.loop.time(), deadline))):
+        now = self.loop.time()
+        self.lateness[self.ticks % LATENESS_WINDOW] = max(0.0, now - deadline)
+        for _ in range(self.clock.due(max(now, deadline))):
+            started = time.perf_counter()
             try:
                 self.tick()
             except Exception:
                 logger.exception("mixer tick failed")
+            self.tick_seconds[self.ticks % LATENESS_WINDOW] = time.perf_counter() - started
+            self.ticks += 1
         now = self.loop.time()
         if now >= self._next_housekeeping:
             self._next_housekeeping = now + HOUSEKEEPING_PERIOD
@@ -297,135 +426,40 @@ class MediaEngine:
             self._timer = self.loop.call_at(self.clock.next_deadline, self._on_timer, self.clock.next_deadline)
 
     def tick(self) -> None:
-        """Mix and send one frame for every conference."""
+        """Mix and send one frame for every conference, and record what is being recorded."""
         now = self.loop.time()
-        by_rate: dict[int, list[_ConferenceMedia]] = {}
+        self.table.ingest()
+        if self._layouts is None:
+            self._layouts = self._build_layouts()
+        events: list[tuple[MediaLeg, TalkingChanged]] = []
+        for layout in self._layouts.values():
+            self.mixer.run(layout, now, events)
+        for media in self._conferences.values():
+            if media.recording_id is not None:
+                if not media.legs:
+                    self.recorder.write(media.recording_id, np.zeros(self.recording_rate // 50, dtype=np.int16))
+                media.ticks_recorded += 1
+        for leg, event in events:
+            leg.talking = event.talking
+            if leg.on_event is not None:
+                leg.on_event(leg, event)
+
+    def _build_layouts(self) -> dict[int, Layout]:
+        by_rate: dict[int, list[ConferenceMedia]] = {}
         for media in self._conferences.values():
             if media.legs:
                 by_rate.setdefault(media.rate, []).append(media)
-            elif media.recording_id is not None:
-                self.recorder.write(media.recording_id, np.zeros(self._frame(self.recording_rate), dtype=np.int16))
-        for rate, conferences in by_rate.items():
-            self._mix(rate, conferences, now)
+        return {rate: Layout.build(rate, conferences) for rate, conferences in by_rate.items()}
 
-    def _frame(self, rate: int) -> int:
-        return round(rate * self.tick_period)
-
-    def _resampler(self, from_rate: int, to_rate: int) -> BatchResampler:
-        resampler = self._resamplers.get((from_rate, to_rate))
-        if resampler is None:
-            resampler = self._resamplers[(from_rate, to_rate)] = BatchResampler(from_rate, to_rate)
-        return resampler
-
-    def _convert(self, from_rate: int, to_rate: int, frames: Frames,
-                 histories: list[Frames | None]) -> tuple[Frames, Frames]:
-        """Resample the rows of `frames`, each with its own filter state (None: it was silent before)."""
-        resampler = self._resampler(from_rate, to_rate)
-        silent = np.zeros(resampler.history_length, dtype=np.float32)
-        history = np.stack([h if h is not None else silent for h in histories])
-        return resampler.process(frames, history)
-
-    def _mix(self, rate: int, conferences: list[_ConferenceMedia], now: float) -> None:
-        rows: list[MediaLeg] = []
-        starts: list[int] = []
-        for media in conferences:
-            starts.append(len(rows))
-            rows.extend(media.legs.values())
-        frames = self._receive(rows, rate)
-
-        conference_of_row = np.repeat(np.arange(len(starts)), np.diff([*starts, len(rows)]))
-        totals = conference_totals(frames, np.asarray(starts, dtype=np.intp))
-        self._send(rows, rate, mix_minus(frames, totals, conference_of_row), now)
-
-        for index, media in enumerate(conferences):
-            if media.recording_id is not None:
-                self._record(media, rate, totals[index : index + 1])
-
-    def _receive(self, rows: list[MediaLeg], rate: int) -> Frames:
-        """Every leg's next 20 ms at the mixing rate (zero rows for silent, held or muted legs)."""
-        frames = np.zeros((len(rows), self._frame(rate)), dtype=np.float32)
-        batches: dict[G711Codec, tuple[list[int], list[bytes]]] = {}
-        audio: dict[int, tuple[list[int], list[Pcm]]] = {}
-        for row, leg in enumerate(rows):
-            item = leg.session.pop()
-            if not leg.mixing or leg.muted:
-                leg.in_history = None
-                continue
-            playout = leg.playout
-            if isinstance(item, bytes) and playout.batch_decoded:
-                codec = leg.codec
-                assert isinstance(codec, G711Codec)
-                batch = batches.setdefault(codec, ([], []))
-                batch[0].append(row)
-                batch[1].append(item)
-                continue
-            pcm = playout.next_frame(item, leg.session.buffer)
-            if pcm is None:
-                leg.in_history = None
-                continue
-            entry = audio.setdefault(leg.codec.sample_rate, ([], []))
-            entry[0].append(row)
-            entry[1].append(pcm)
-        for codec, (batch_rows, payloads) in batches.items():
-            decoded = codec.decode_frames(payloads)
-            entry = audio.setdefault(codec.sample_rate, ([], []))
-            for index, row in enumerate(batch_rows):
-                entry[0].append(row)
-                entry[1].append(rows[row].playout.decoded(decoded[index]))
-        for native, (audio_rows, pcms) in audio.items():
-            stacked = np.stack(pcms).astype(np.float32)
-            if native == rate:
-                frames[audio_rows] = stacked
-                continue
-            converted, history = self._convert(native, rate, stacked, [rows[row].in_history for row in audio_rows])
-            frames[audio_rows] = converted
-            for index, row in enumerate(audio_rows):
-                rows[row].in_history = history[index]
-        return frames
-
-    def _send(self, rows: list[MediaLeg], rate: int, mixes: Frames, now: float) -> None:
-        """Resample each sending leg's mix to its codec's rate, clip, encode, stamp and send."""
-        by_rate: dict[int, list[int]] = {}
-        for row, leg in enumerate(rows):
-            if leg.sending and leg.session.remote is not None:
-                by_rate.setdefault(leg.codec.sample_rate, []).append(row)
-            else:
-                leg.session.skip_frame()
-        for native, send_rows in by_rate.items():
-            out = mixes[send_rows]
-            deaf = [index for index, row in enumerate(send_rows) if rows[row].deaf]
-            if deaf:
-                out[deaf] = 0.0
-            if native != rate:
-                out, history = self._convert(rate, native, out, [rows[row].out_history for row in send_rows])
-                for index, row in enumerate(send_rows):
-                    rows[row].out_history = history[index]
-            pcm = to_pcm16(out)
-            batches: dict[G711Codec, list[int]] = {}
-            for index, row in enumerate(send_rows):
-                codec = rows[row].codec
-                if isinstance(codec, G711Codec):
-                    batches.setdefault(codec, []).append(index)
-                else:
-                    self._transmit(rows[row], rows[row].encoder.encode(pcm[index]), now)
-            for codec, indices in batches.items():
-                encoded = codec.encode_frames(pcm[indices])
-                for position, index in enumerate(indices):
-                    self._transmit(rows[send_rows[index]], encoded[position].tobytes(), now)
-
-    @staticmethod
-    def _transmit(leg: MediaLeg, payload: bytes, now: float) -> None:
-        packet = leg.session.packetize(payload, now)
-        remote = leg.session.remote
-        if packet is not None and remote is not None:
-            leg.socket.sendto(packet, remote)
-
-    def _record(self, media: _ConferenceMedia, rate: int, total: Frames) -> None:
-        assert media.recording_id is not None
-        if rate != self.recording_rate:
-            total, history = self._convert(rate, self.recording_rate, total, [media.recording_history])
-            media.recording_history = history[0]
-        self.recorder.write(media.recording_id, to_pcm16(total[0]))
+    def lateness_figures(self) -> dict[str, float]:
+        """p50/p99/max tick lateness and tick compute time over the last `LATENESS_WINDOW` ticks, in seconds."""
+        count = min(self.ticks, LATENESS_WINDOW)
+        if count == 0:
+            return {"lateness_p50": 0.0, "lateness_p99": 0.0, "lateness_max": 0.0, "tick_p50": 0.0, "tick_p99": 0.0}
+        lateness, seconds = self.lateness[:count], self.tick_seconds[:count]
+        return {"lateness_p50": float(np.percentile(lateness, 50)), "lateness_p99": float(np.percentile(lateness, 99)),
+                "lateness_max": float(lateness.max()), "tick_p50": float(np.percentile(seconds, 50)),
+                "tick_p99": float(np.percentile(seconds, 99))}
 
     # -- housekeeping -----------------------------------------------------------------------------
 
@@ -455,3 +489,4 @@ class MediaEngine:
             self._timer = None
         for leg_id in list(self._legs):
             self.close_leg(leg_id)
+        self.hub.close()

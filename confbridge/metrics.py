@@ -90,6 +90,18 @@ class MediaCollector(Collector):
                                   value=stats.skipped_ticks if stats else 0)
         yield GaugeMetricFamily("confbridge_mixer_max_lateness_seconds", "Largest tick lateness seen",
                                 value=stats.max_lateness if stats else 0.0)
+        recent = media.lateness_figures()
+        lateness = GaugeMetricFamily("confbridge_mixer_tick_lateness_seconds",
+                                     "How late ticks started over the last 30 s (quantile 1 is the maximum)",
+                                     labels=["quantile"])
+        for quantile, key in (("0.5", "lateness_p50"), ("0.99", "lateness_p99"), ("1", "lateness_max")):
+            lateness.add_metric([quantile], recent[key])
+        yield lateness
+        compute = GaugeMetricFamily("confbridge_mixer_tick_compute_seconds",
+                                    "Time one tick took to compute and send, over the last 30 s", labels=["quantile"])
+        for quantile, key in (("0.5", "tick_p50"), ("0.99", "tick_p99")):
+            compute.add_metric([quantile], recent[key])
+        yield compute
 
 
 def build_registry(media: MediaEngine) -> CollectorRegistry:

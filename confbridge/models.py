@@ -68,6 +68,7 @@ STATUS_ORDER: dict[type[enum.StrEnum], list[Any]] = {
 
 
 MUTE_DIRECTIONS = ("", "in", "out", "both")
+GAIN_RANGE_DB = (-40.0, 20.0)
 
 
 def moves_forward(current: enum.StrEnum, new: enum.StrEnum) -> bool:
@@ -148,6 +149,12 @@ class Call(Resource):
     conferencecall_id: str = NIL_UUID
     mute_direction: str = ""
     """Whose audio is muted: "" (none), "in" (the caller is not heard), "out" (hears nothing), "both"."""
+    hold: bool = False
+    """Put on hold by the bridge: neither heard nor hearing."""
+    gain_in: float = 0.0
+    """dB applied to the caller's voice in the mix."""
+    gain_out: float = 0.0
+    """dB applied to what the caller hears."""
     hangup_by: str = ""
     hangup_reason: str = ""
     tm_create: str = field(default_factory=now_timestamp)

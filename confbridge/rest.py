@@ -237,6 +237,46 @@ async def hangup_call(request: web.Request) -> web.Response:
     return ok(request.app[SERVICE].hangup_call(request[CUSTOMER], resource_id(request)).to_json())
 
 
+async def control_direction(request: web.Request, *, default: str | None) -> tuple[dict[str, Any], str]:
+    """The body and its `direction` ("in", "out" or "both"; required unless there is a default)."""
+    body = await json_object(request)
+    direction = field_of(body, "direction", str, default)
+    if direction not in ("in", "out", "both"):
+        raise InvalidRequest('direction must be "in", "out" or "both"')
+    return body, direction
+
+
+async def mute_call(request: web.Request) -> web.Response:
+    _, direction = await control_direction(request, default=None)
+    return ok(request.app[SERVICE].mute(request[CUSTOMER], resource_id(request), direction).to_json())
+
+
+async def unmute_call(request: web.Request) -> web.Response:
+    _, direction = await control_direction(request, default="both")
+    return ok(request.app[SERVICE].unmute(request[CUSTOMER], resource_id(request), direction).to_json())
+
+
+async def set_gain(request: web.Request) -> web.Response:
+    body, direction = await control_direction(request, default=None)
+    gain = body.get("gain")
+    if gain is None or isinstance(gain, bool) or not isinstance(gain, (int, float)):
+        raise InvalidRequest("gain must be a number of dB")
+    return ok(request.app[SERVICE].set_gain(request[CUSTOMER], resource_id(request), direction, gain).to_json())
+
+
+async def reset_gain(request: web.Request) -> web.Response:
+    _, direction = await control_direction(request, default="both")
+    return ok(request.app[SERVICE].set_gain(request[CUSTOMER], resource_id(request), direction, 0.0).to_json())
+
+
+async def hold_call(request: web.Request) -> web.Response:
+    return ok(request.app[SERVICE].set_hold(request[CUSTOMER], resource_id(request), True).to_json())
+
+
+async def unhold_call(request: web.Request) -> web.Response:
+    return ok(request.app[SERVICE].set_hold(request[CUSTOMER], resource_id(request), False).to_json())
+
+
 async def list_recordings(request: web.Request) -> web.Response:
     size, token = paging(request)
     return ok(request.app[SERVICE].list_recordings(request[CUSTOMER], size, token).to_json())
@@ -292,6 +332,12 @@ def build_app(service: ConferenceService, store: Store, telephony: Telephony) ->
     app.router.add_post(f"{p}/calls", create_calls)
     app.router.add_get(f"{p}/calls/{{id}}", get_call)
     app.router.add_delete(f"{p}/calls/{{id}}", hangup_call)
+    app.router.add_post(f"{p}/calls/{{id}}/mute", mute_call)
+    app.router.add_delete(f"{p}/calls/{{id}}/mute", unmute_call)
+    app.router.add_post(f"{p}/calls/{{id}}/gain", set_gain)
+    app.router.add_delete(f"{p}/calls/{{id}}/gain", reset_gain)
+    app.router.add_post(f"{p}/calls/{{id}}/hold", hold_call)
+    app.router.add_delete(f"{p}/calls/{{id}}/hold", unhold_call)
     app.router.add_get(f"{p}/recordings", list_recordings)
     app.router.add_get(f"{p}/recordings/{{id}}", get_recording)
     app.router.add_get(f"{p}/recordingfiles/{{id}}", get_recording_file)

@@ -20,6 +20,7 @@ from recorder.worker import RecordingResult
 from .errors import Conflict, InvalidRequest, NotFound
 from .events import EventBus
 from .models import (
+    GAIN_RANGE_DB,
     MUTE_DIRECTIONS,
     Call,
     CallStatus,
@@ -56,8 +57,8 @@ class CallControl(Protocol):
     def cancel(self, call_id: str) -> bool:
         """Stop ringing a call we placed; `ConferenceService.call_failed` follows. False if not ringing."""
 
-    def apply_mute(self, call_id: str, direction: str) -> None:
-        """Put a call's mute direction ("", "in", "out", "both") into effect on its media."""
+    def apply_controls(self, call: Call) -> None:
+        """Put a call's mute direction, hold and gains into effect on its media."""
 
     def media_statistics(self, call_id: str) -> dict[str, Any] | None:
         """The live media figures of a call (None when it has no media)."""
@@ -350,28 +351,77 @@ class ConferenceService:
                 participant.media = live
         return participant
 
-    # -- mute -------------------------------------------------------------------------------------
+    # -- participant controls ---------------------------------------------------------------------
+
+    def _controlled_call(self, customer_id: str | None, call_id: str) -> Call:
+        call = self._get(Call, call_id, customer_id)
+        if call.status is not CallStatus.PROGRESSING:
+            raise Conflict(f"call {call_id} is {call.status}; only a call in progress has controls")
+        return call
+
+    def _controls_changed(self, call: Call, changed: bool, what: str) -> Call:
+        if changed:
+            self._save(call, "call_updated")
+            logger.info("call %s: %s (mute %r, hold %s, gain in %+.1f dB, out %+.1f dB)", call.id, what,
+                        call.mute_direction or "none", call.hold, call.gain_in, call.gain_out)
+        if self.calls is not None:
+            self.calls.apply_controls(call)
+        return call
 
     def set_mute(self, customer_id: str | None, call_id: str, direction: str) -> Call:
         """Set whose audio of a call is muted: "" (none), "in" (it is not heard), "out" (it hears nothing), "both"."""
         if direction not in MUTE_DIRECTIONS:
             raise InvalidRequest(f"mute direction must be one of in, out, both (or empty), not {direction!r}")
+        call = self._controlled_call(customer_id, call_id)
+        changed = call.mute_direction != direction
+        call.mute_direction = direction
+        return self._controls_changed(call, changed, "mute")
+
+    def mute(self, customer_id: str | None, call_id: str, direction: str) -> Call:
+        """Add a mute direction ("in", "out" or "both") to what is muted already."""
+        wanted = _directions(direction)
         call = self._get(Call, call_id, customer_id)
-        if call.status is not CallStatus.PROGRESSING:
-            raise Conflict(f"call {call_id} is {call.status}; only a call in progress can be muted")
-        if call.mute_direction != direction:
-            call.mute_direction = direction
-            self._save(call, "call_updated")
-            logger.info("call %s: mute direction %r", call.id, direction or "none")
-        if self.calls is not None:
-            self.calls.apply_mute(call.id, direction)
-        return call
+        return self.set_mute(customer_id, call_id, _direction_name(_directions(call.mute_direction) | wanted))
+
+    def unmute(self, customer_id: str | None, call_id: str, direction: str = "both") -> Call:
+        """Take a mute direction away ("both", the default, unmutes completely)."""
+        unwanted = _directions(direction)
+        call = self._get(Call, call_id, customer_id)
+        return self.set_mute(customer_id, call_id, _direction_name(_directions(call.mute_direction) - unwanted))
 
     def toggle_self_mute(self, call_id: str) -> Call:
         """The caller's own mute key: its voice leaves the mix, or comes back (what it hears is unchanged)."""
         call = self._get(Call, call_id, None)
         toggled = {"": "in", "in": "", "out": "both", "both": "out"}[call.mute_direction]
         return self.set_mute(None, call_id, toggled)
+
+    def set_hold(self, customer_id: str | None, call_id: str, hold: bool) -> Call:
+        """Put a call on hold (neither heard nor hearing) or take it off."""
+        call = self._controlled_call(customer_id, call_id)
+        changed = call.hold != hold
+        call.hold = hold
+        return self._controls_changed(call, changed, "hold" if hold else "unhold")
+
+    def set_gain(self, customer_id: str | None, call_id: str, direction: str, gain_db: float) -> Call:
+        """Set the gain in dB of the caller's voice ("in"), of what it hears ("out"), or of both."""
+        low, high = GAIN_RANGE_DB
+        if isinstance(gain_db, bool) or not isinstance(gain_db, (int, float)) or not low <= gain_db <= high:
+            raise InvalidRequest(f"gain must be a number of dB from {low:g} to {high:g}, not {gain_db!r}")
+        directions = _directions(direction)
+        call = self._controlled_call(customer_id, call_id)
+        before = (call.gain_in, call.gain_out)
+        if "in" in directions:
+            call.gain_in = float(gain_db)
+        if "out" in directions:
+            call.gain_out = float(gain_db)
+        return self._controls_changed(call, before != (call.gain_in, call.gain_out), "gain")
+
+    def talking_changed(self, conferencecall_id: str, talking: bool) -> None:
+        """A participant started or stopped talking: publish `talking_started` or `talking_stopped`."""
+        participant = self._get(Conferencecall, conferencecall_id, None)
+        self.events.publish_data("talking_started" if talking else "talking_stopped", {
+            "conferencecall_id": participant.id, "conference_id": participant.conference_id,
+            "call_id": participant.reference_id}, participant.customer_id)
 
     def get_call(self, customer_id: str | None, call_id: str) -> Call:
         """A call."""
@@ -497,3 +547,16 @@ class ConferenceService:
                 conference.status, conference.tm_delete, changed = ConferenceStatus.TERMINATED, now_timestamp(), True
             if changed:
                 self._save(conference, None)
+
+
+def _directions(direction: str) -> set[str]:
+    """"in", "out" or "both" as a set of "in"/"out"; InvalidRequest for anything else."""
+    sets = {"in": {"in"}, "out": {"out"}, "both": {"in", "out"}, "": set()}
+    if direction not in sets:
+        raise InvalidRequest(f"direction must be in, out or both, not {direction!r}")
+    return set(sets[direction])
+
+
+def _direction_name(directions: set[str]) -> str:
+    return {frozenset(): "", frozenset({"in"}): "in", frozenset({"out"}): "out",
+            frozenset({"in", "out"}): "both"}[frozenset(directions)]

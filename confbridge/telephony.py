@@ -19,7 +19,7 @@ import socket
 from dataclasses import dataclass, field
 
 from rtp.ports import PortsExhausted
-from rtp.session import AudioStarted, DigitReceived, MediaEvent, MediaTimeout
+from rtp.session import AudioStarted, DigitReceived, MediaTimeout
 from rtp.srtp import CryptoAttribute
 from sip.dialog import Dialog, DialogId, EndReason
 from sip.digest import Credentials
@@ -45,7 +45,8 @@ from sip.useragent import UserAgent
 
 from .dtmf_menu import DEFAULT_MENU, DtmfMenu, MenuAction
 from .errors import ConfbridgeError, InvalidRequest
-from .media import MediaEngine, MediaLeg
+from .media import LegEvent, MediaEngine, MediaLeg
+from .mixing import TalkingChanged
 from .models import Call, Conference, ConferenceStatus, sip_party
 from .negotiation import (
     SUPPORTED_CODECS,
@@ -257,7 +258,7 @@ class Telephony:
         if stream is not None:
             self._set_directions(leg, stream, offered_by_peer=True)
         else:
-            leg.sending = leg.mixing = False  # nothing agreed yet
+            self.media.configure_leg(leg.leg_id, sending=False, mixing=False)  # nothing agreed yet
         return leg
 
     def _apply(self, active: ActiveCall, stream: NegotiatedStream, *, offered_by_peer: bool) -> None:
@@ -266,16 +267,15 @@ class Telephony:
         self.media.update_leg(active.call_id, stream.params)
         self._set_directions(active.leg, stream, offered_by_peer=offered_by_peer)
 
-    @staticmethod
-    def _set_directions(leg: MediaLeg, stream: NegotiatedStream, *, offered_by_peer: bool) -> None:
+    def _set_directions(self, leg: MediaLeg, stream: NegotiatedStream, *, offered_by_peer: bool) -> None:
         direction = stream.negotiation.remote_direction
         if offered_by_peer:
             # Holding us (sendonly/inactive): their music on hold stays out of the mix, and they hear nothing.
-            leg.mixing = direction == "sendrecv"
-            leg.sending = direction in ("sendrecv", "recvonly")
+            self.media.configure_leg(leg.leg_id, mixing=direction == "sendrecv",
+                                     sending=direction in ("sendrecv", "recvonly"))
         else:
-            leg.mixing = direction in ("sendrecv", "sendonly")
-            leg.sending = direction in ("sendrecv", "recvonly")
+            self.media.configure_leg(leg.leg_id, mixing=direction in ("sendrecv", "sendonly"),
+                                     sending=direction in ("sendrecv", "recvonly"))
 
     def _our_offer(self, active: ActiveCall) -> SessionDescription:
         """Our offer for a call, under the call's own o= line (RTP/SAVP with a fresh key when SRTP is required)."""
@@ -291,11 +291,15 @@ class Telephony:
 
     # -- media events -----------------------------------------------------------------------------
 
-    def _media_event(self, leg: MediaLeg, event: MediaEvent) -> None:
+    def _media_event(self, leg: MediaLeg, event: LegEvent) -> None:
         if isinstance(event, AudioStarted):
             self._media_started(leg)
         elif isinstance(event, DigitReceived):
             self._digit(leg.leg_id, event.digit.digit, event.digit.duration_ms, "rfc4733")
+        elif isinstance(event, TalkingChanged):
+            active = self._calls.get(leg.leg_id)
+            if active is not None and active.conferencecall_id:
+                self.service.talking_changed(active.conferencecall_id, event.talking)
         elif isinstance(event, MediaTimeout):
             active = self._calls.get(leg.leg_id)
             if active is not None and active.dialog is not None:
@@ -557,12 +561,11 @@ class Telephony:
         self._transmit()
         return True
 
-    def apply_mute(self, call_id: str, direction: str) -> None:
-        """"in": the call's voice stays out of the mix; "out": it hears silence; "both"; "" for neither."""
-        leg = self.media.leg(call_id)
-        if leg is not None:
-            leg.muted = direction in ("in", "both")
-            leg.deaf = direction in ("out", "both")
+    def apply_controls(self, call: Call) -> None:
+        """Put a call's mute direction, hold and gains into effect on its media leg."""
+        self.media.configure_leg(call.id, muted=call.mute_direction in ("in", "both"),
+                                 deaf=call.mute_direction in ("out", "both"), held=call.hold,
+                                 gain_in_db=call.gain_in, gain_out_db=call.gain_out)
 
     def media_statistics(self, call_id: str) -> dict[str, object] | None:
         """The live media figures of a call's leg."""

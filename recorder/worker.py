@@ -25,6 +25,18 @@ logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
+class TrackResult:
+    """One participant's track beside a mixed recording."""
+
+    name: str
+    path: Path
+    offset: float
+    """Seconds into the mixed recording where the track begins."""
+    frames: int
+    error: str | None = None
+
+
+@dataclass(frozen=True)
 class RecordingResult:
     """How a recording ended."""
 
@@ -33,6 +45,7 @@ class RecordingResult:
     sample_rate: int
     frames: int
     error: str | None = None
+    tracks: tuple[TrackResult, ...] = ()
 
     @property
     def duration(self) -> float:

@@ -103,6 +103,8 @@ class G711Codec(AudioCodec):
 
     decode_codes: Callable[[npt.NDArray[np.uint8]], Pcm] = ulaw_decode
     encode_samples: Callable[[Pcm], npt.NDArray[np.uint8]] = ulaw_encode
+    law: int = 0
+    """Row of `rtp.g711.DECODE_TABLES`/`ENCODE_TABLES`: 0 μ-law, 1 A-law."""
 
     def decode_frames(self, payloads: list[bytes]) -> Pcm:
         """Decode the equal-length payloads of several streams in one call: shape (len(payloads), length)."""
@@ -201,7 +203,7 @@ G722 = G722Codec("G722", 8000, 16000, static_payload_type=9, fill_byte=0xFA)
 PCMU = G711Codec("PCMU", 8000, 8000, static_payload_type=0, fill_byte=ULAW_SILENCE,
                  decode_codes=ulaw_decode, encode_samples=ulaw_encode)
 PCMA = G711Codec("PCMA", 8000, 8000, static_payload_type=8, fill_byte=ALAW_SILENCE,
-                 decode_codes=alaw_decode, encode_samples=alaw_encode)
+                 decode_codes=alaw_decode, encode_samples=alaw_encode, law=1)
 
 CODECS: dict[str, AudioCodec] = {codec.name: codec for codec in (OPUS, G722, PCMU, PCMA)}
 """Every codec by SDP encoding name, in our order of preference for our own offers."""

@@ -64,9 +64,15 @@ class Concealer:
             self._previous, self._last = self._last, pcm
         return pcm
 
-    def conceal(self, samples: int) -> Pcm:
-        """Audio standing in for `samples` lost samples (silence when nothing was heard, or after 60 ms)."""
+    def conceal(self, samples: int, history: Pcm | None = None) -> Pcm:
+        """Audio standing in for `samples` lost samples (silence when nothing was heard, or after 60 ms).
+
+        `history` is what was played last (up to two frames), for a caller that keeps it itself instead of
+        passing every good frame through `good`; it is used when the loss starts.
+        """
         if self._loop is None:
+            if history is not None:
+                self._previous, self._last = None, history
             self._loop = self._repeat_loop()
             self._position = 0
             self._concealed = 0

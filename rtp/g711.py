@@ -57,6 +57,10 @@ LINEAR_TO_ULAW = _ulaw_encode_table()
 LINEAR_TO_ALAW = _alaw_encode_table()
 ULAW_SILENCE = 0xFF
 ALAW_SILENCE = 0xD5
+DECODE_TABLES = np.stack([ULAW_TO_LINEAR, ALAW_TO_LINEAR])
+"""Both decode tables, indexed [law, code] (0 μ-law, 1 A-law): streams of either law decode in one lookup."""
+ENCODE_TABLES = np.stack([LINEAR_TO_ULAW, LINEAR_TO_ALAW])
+"""Both encode tables, indexed [law, sample as uint16]."""
 
 
 def ulaw_decode(codes: npt.NDArray[np.uint8]) -> npt.NDArray[np.int16]:

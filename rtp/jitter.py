@@ -132,7 +132,10 @@ class _Timeline:
         self._starts.insert(index, ext)
         self._payloads.insert(index, payload)
         self._ends.insert(index, ext + duration)
-        if self._cursor is not None and self.buffered > self.max_delay + self.frame:
+        if self.buffered > self.max_delay + self.frame:
+            # Far more than the deepest delay is buffered: play on (or start) at the target delay behind the newest.
+            if self._cursor is None:
+                self._cursor = self._starts[0]
             self._skip_to(self._ends[-1] - self.target_delay)
 
     def _observe_jitter(self, ext: int, arrival: float) -> None:

@@ -1,11 +1,15 @@
-"""From a stream's jitter buffer to one 20 ms frame of PCM per mixer tick, with what is missing concealed.
+"""One received stream's decoder and concealment: the part of playout that cannot be done for all streams at once.
 
-Byte-stream codecs (G.711, G.722) get exactly one frame of payload per tick from `ByteStreamBuffer`. Frame
-codecs (Opus) get the packets that start in the tick's window from `PacketBuffer`; their decoded audio goes
-through a small queue, so packets of 10, 40 or 60 ms fill ticks of 20 ms. A tick with too little audio is a
-loss: Opus rebuilds it from the next packet's in-band FEC when that packet is already here, else runs its
-PLC; G.711 and G.722 play the fading repeat. After `SILENT_AFTER` lost ticks in a row the stream is silent
-and costs nothing until audio returns (`None`: the mixer leaves the row at zero).
+The engine takes byte-stream codecs (G.711, G.722) out of the `StreamTable` for every stream in one call and
+decodes G.711 as one table lookup; what is left per stream is here:
+
+- `decode` for G.722 (its coder carries state from frame to frame);
+- `conceal` when a frame is missing: the fading repeat for G.711 and G.722 (starting from the history the
+  engine keeps, for G.711), and `resume` to cross-fade real audio back in after a loss;
+- `next_packets` for frame codecs (Opus): the packets that start in the tick's window are decoded into a
+  small queue, so packets of 10, 40 or 60 ms fill ticks of 20 ms; a tick with too little audio is rebuilt
+  from the next packet's in-band FEC when that packet is already buffered, else from libopus's PLC. After
+  `SILENT_AFTER` lost ticks in a row the stream is silent and costs nothing until audio returns (None).
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ import numpy as np
 import numpy.typing as npt
 
 from .codecs import AudioCodec, FrameDecoder, G711Decoder
-from .jitter import ByteStreamBuffer, PacketBuffer
+from .jitter import PacketBuffer
 from .opus import OpusDecoder, OpusError
 
 Pcm = npt.NDArray[np.int16]
@@ -27,18 +31,10 @@ _EMPTY = np.zeros(0, dtype=np.int16)
 
 
 class Playout:
-    """One received stream's decoder and concealment, driven once per tick."""
+    """One received stream's decoder and concealment state."""
 
-    __slots__ = (
-        "_lost_ticks",
-        "_queue",
-        "codec",
-        "concealed_frames",
-        "decode_errors",
-        "decoder",
-        "fec_frames",
-        "frame",
-    )
+    __slots__ = ("_lost_ticks", "_queue", "codec", "concealed_frames", "decode_errors", "decoder", "fec_frames",
+                 "frame")
 
     def __init__(self, codec: AudioCodec) -> None:
         self.codec = codec
@@ -50,45 +46,33 @@ class Playout:
         self._lost_ticks = SILENT_AFTER  # nothing heard yet: silent
         self._queue: Pcm = _EMPTY
 
-    @property
-    def batch_decoded(self) -> bool:
-        """Whether the mixer decodes this stream's payloads in a batch with others (G.711)."""
-        return isinstance(self.decoder, G711Decoder)
-
-    def decoded(self, pcm: Pcm) -> Pcm:
-        """This tick's audio, decoded in a batch (G.711 only): joined to any concealment before it."""
-        assert isinstance(self.decoder, G711Decoder)
-        self._lost_ticks = 0
-        return self.decoder.decoded(pcm)
-
-    def next_frame(self, item: bytes | list[bytes] | None, buffer: ByteStreamBuffer | PacketBuffer) -> Pcm | None:
-        """This tick's audio from what `buffer` gave (a frame codec may look at the packet after it, for FEC)."""
-        if isinstance(item, bytes):
-            return self._decode_bytes(item)
-        if isinstance(buffer, PacketBuffer):
-            return self._frame_codec(item, buffer)
-        return self.lost()
-
-    def lost(self) -> Pcm | None:
-        """A tick with no audio: concealment, or None once the stream has gone silent."""
-        if self._lost_ticks >= SILENT_AFTER:
-            return None
-        self._lost_ticks += 1
-        self.concealed_frames += 1
-        return self.decoder.conceal(self.frame)
-
-    def _decode_bytes(self, payload: bytes) -> Pcm | None:
+    def decode(self, payload: bytes) -> Pcm:
+        """A frame of real audio (after a loss the decoder cross-fades it in); a broken payload is concealed."""
         try:
             pcm = self.decoder.decode(payload)
         except ValueError:
             self.decode_errors += 1
-            return self.lost()
+            return self.conceal()
         if pcm.size != self.frame:
             pcm = np.resize(pcm, self.frame) if pcm.size else np.zeros(self.frame, np.int16)
-        self._lost_ticks = 0
         return pcm
 
-    def _frame_codec(self, packets: list[bytes] | None, buffer: PacketBuffer) -> Pcm | None:
+    def conceal(self, history: Pcm | None = None) -> Pcm:
+        """A frame standing in for a lost one (`history`: what G.711 played last, kept by the engine)."""
+        self.concealed_frames += 1
+        decoder = self.decoder
+        if isinstance(decoder, G711Decoder):
+            return decoder.concealer.conceal(self.frame, history)
+        return decoder.conceal(self.frame)
+
+    def resume(self, pcm: Pcm) -> Pcm:
+        """G.711 audio decoded with other streams' after a loss: cross-faded in from the concealment."""
+        decoder = self.decoder
+        assert isinstance(decoder, G711Decoder)
+        return decoder.decoded(pcm)
+
+    def next_packets(self, packets: list[bytes] | None, buffer: PacketBuffer) -> Pcm | None:
+        """A frame codec's audio for this tick from the packets `buffer` gave, or None once silent."""
         decoder = self.decoder
         assert isinstance(decoder, OpusDecoder)
         queue = self._queue
@@ -120,10 +104,10 @@ class Playout:
                 self._lost_ticks = 0
                 self._queue = _EMPTY
                 return np.concatenate((queue, recovered)) if queue.size else recovered
+        self._queue = _EMPTY
         if self._lost_ticks >= SILENT_AFTER:
-            self._queue = _EMPTY
             return None
         self._lost_ticks += 1
         self.concealed_frames += 1
-        self._queue = _EMPTY
-        return np.concatenate((queue, decoder.conceal(missing))) if queue.size else decoder.conceal(missing)
+        concealed = decoder.conceal(missing)
+        return np.concatenate((queue, concealed)) if queue.size else concealed

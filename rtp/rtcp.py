@@ -13,6 +13,7 @@ from __future__ import annotations
 import random
 import struct
 from dataclasses import dataclass
+from typing import Protocol
 
 from aiortc.rtp import (
     RTCP_SDES,
@@ -90,8 +91,46 @@ def parse_compound(data: bytes) -> list[AnyRtcpPacket]:
     return packets
 
 
+@dataclass(frozen=True)
+class Reception:
+    """What a receiver report block says about one source (RFC 3550 §6.4.1), apart from SSRC, LSR and DLSR."""
+
+    fraction_lost: int
+    """Over the interval since the previous report, in 1/256."""
+    packets_lost: int
+    highest_sequence: int
+    jitter: int
+    """In timestamp units."""
+
+
+class SourceStatistics(Protocol):
+    """Reception statistics of the peer's source, however they are kept."""
+
+    @property
+    def received_count(self) -> int:
+        """Packets received."""
+        ...
+
+    @property
+    def lost(self) -> int:
+        """Cumulative packets lost."""
+        ...
+
+    @property
+    def jitter_ms(self) -> float:
+        """Interarrival jitter in milliseconds."""
+        ...
+
+    def close_interval(self) -> Reception:
+        """The report block figures, starting a new fraction-lost interval."""
+        ...
+
+
 class ReceptionStats:
-    """Reception statistics of one RTP source (RFC 3550 A.1, A.3, A.8)."""
+    """Reception statistics of one RTP source (RFC 3550 A.1, A.3, A.8), a packet at a time.
+
+    `rtp.stream_table.StreamTable` keeps the same figures for many streams at once and is tested against this.
+    """
 
     def __init__(self) -> None:
         self.base_seq = 0
@@ -172,8 +211,8 @@ class ReceptionStats:
         """The jitter estimate in milliseconds."""
         return self.jitter * 1000 / self.clock_rate if self.clock_rate else 0.0
 
-    def report_block(self, ssrc: int, now: float, last_sr: tuple[int, float] | None) -> RtcpReceiverInfo:
-        """A report block about this source (`ssrc`), closing the loss interval; `last_sr` is (LSR, arrival)."""
+    def close_interval(self) -> Reception:
+        """The report block figures, closing the loss interval (A.3)."""
         expected = self.expected
         expected_interval = expected - self._expected_prior
         received_interval = self.received_count - self._received_prior
@@ -181,13 +220,23 @@ class ReceptionStats:
         lost_interval = expected_interval - received_interval
         self.fraction_lost = 0 if expected_interval <= 0 or lost_interval <= 0 else \
             min(255, (lost_interval << 8) // expected_interval)
-        lsr = dlsr = 0
-        if last_sr is not None:
-            lsr = last_sr[0] & 0xFFFF_FFFF
-            dlsr = min(0xFFFF_FFFF, max(0, int((now - last_sr[1]) * 65536)))
-        return RtcpReceiverInfo(ssrc=ssrc & 0xFFFF_FFFF, fraction_lost=self.fraction_lost, packets_lost=self.lost,
-                                highest_sequence=self.extended_max & 0xFFFF_FFFF,
-                                jitter=min(0xFFFF_FFFF, int(self.jitter)), lsr=lsr, dlsr=dlsr)
+        return Reception(self.fraction_lost, self.lost, self.extended_max & 0xFFFF_FFFF,
+                         min(0xFFFF_FFFF, int(self.jitter)))
+
+    def report_block(self, ssrc: int, now: float, last_sr: tuple[int, float] | None) -> RtcpReceiverInfo:
+        """A report block about this source (`ssrc`), closing the loss interval; `last_sr` is (LSR, arrival)."""
+        return report_block(ssrc, self.close_interval(), now, last_sr)
+
+
+def report_block(ssrc: int, reception: Reception, now: float, last_sr: tuple[int, float] | None) -> RtcpReceiverInfo:
+    """A report block about `ssrc`; `last_sr` is (LSR, when it arrived) of its last sender report, if any."""
+    lsr = dlsr = 0
+    if last_sr is not None:
+        lsr = last_sr[0] & 0xFFFF_FFFF
+        dlsr = min(0xFFFF_FFFF, max(0, int((now - last_sr[1]) * 65536)))
+    return RtcpReceiverInfo(ssrc=ssrc & 0xFFFF_FFFF, fraction_lost=reception.fraction_lost,
+                            packets_lost=reception.packets_lost, highest_sequence=reception.highest_sequence,
+                            jitter=reception.jitter, lsr=lsr, dlsr=dlsr)
 
 
 @dataclass
@@ -202,7 +251,7 @@ class RtcpSession:
     """The RTCP side of one RTP session with one peer: our reports out, the peer's reports in."""
 
     def __init__(self, ssrc: int, cname: str, clock_rate: int, *, rng: random.Random | None = None,
-                 session_bandwidth: float = 64_000.0) -> None:
+                 session_bandwidth: float = 64_000.0, statistics: SourceStatistics | None = None) -> None:
         cname_bytes = cname.encode()
         if not 0 < len(cname_bytes) <= 255:
             raise ValueError("CNAME must be 1 to 255 bytes")
@@ -225,10 +274,14 @@ class RtcpSession:
         self.packets_sent = 0
         self.octets_sent = 0
         self.peer_ssrc: int | None = None
-        self.stats = ReceptionStats()
+        self._own_statistics = statistics is None
+        self.stats: SourceStatistics = statistics if statistics is not None else ReceptionStats()
+        """The peer's source: counted here packet by packet (`on_rtp_received`), or kept by the caller (a
+        `StreamTable` slot) who calls `note_source` when the peer's SSRC changes."""
+        self.last_reception: Reception | None = None
         self._cname_bytes = cname_bytes
-        self._sent_since_report = False
-        self._received_since_report = False
+        self._sent_at_report = 0
+        self._received_at_report = 0
         self._last_sent: tuple[int, float] | None = None
         self._last_sr: dict[int, tuple[int, float]] = {}
         self._sent_srs: list[_SentSr] = []
@@ -252,7 +305,7 @@ class RtcpSession:
     @property
     def fraction_lost(self) -> float:
         """Fraction (0-1) of the peer's packets lost over our last report interval."""
-        return self.stats.fraction_lost / 256
+        return self.last_reception.fraction_lost / 256 if self.last_reception is not None else 0.0
 
     @property
     def jitter_ms(self) -> float:
@@ -267,19 +320,34 @@ class RtcpSession:
         self.packets_sent += 1
         self.octets_sent += payload_bytes
         self._last_sent = (timestamp & 0xFFFF_FFFF, now)
-        self._sent_since_report = True
+
+    def update_sent(self, packets: int, octets: int, last_timestamp: int, last_sent_at: float) -> None:
+        """Take our sender counters from wherever they are kept (a `StreamTable` slot)."""
+        self.packets_sent, self.octets_sent = packets, octets
+        if packets:
+            self._start(last_sent_at)
+            self._last_sent = (last_timestamp & 0xFFFF_FFFF, last_sent_at)
+
+    def note_source(self, ssrc: int, now: float) -> bool:
+        """The peer sends from `ssrc`; True when that is a new source (statistics kept here start afresh)."""
+        self._start(now)
+        ssrc &= 0xFFFF_FFFF
+        changed = ssrc != self.peer_ssrc
+        if changed:
+            self.peer_ssrc = ssrc
+            if self._own_statistics:
+                self.stats = ReceptionStats()
+        self._remember(self._members, ssrc)
+        self._remember(self._senders, ssrc)
+        return changed
 
     def on_rtp_received(self, ssrc: int, sequence: int, timestamp: int, now: float) -> bool:
         """Count one accepted RTP packet from the peer; a new SSRC starts fresh statistics. False if not counted."""
-        self._start(now)
-        ssrc &= 0xFFFF_FFFF
-        if ssrc != self.peer_ssrc:
-            self.peer_ssrc = ssrc
-            self.stats = ReceptionStats()
-        self._remember(self._members, ssrc)
-        self._remember(self._senders, ssrc)
-        self._received_since_report = True
-        return self.stats.received(sequence, timestamp, now, self.clock_rate)
+        self.note_source(ssrc, now)
+        stats = self.stats
+        if not isinstance(stats, ReceptionStats):
+            raise TypeError("on_rtp_received counts packets itself; statistics kept elsewhere take note_source")
+        return stats.received(sequence, timestamp, now, self.clock_rate)
 
     # --- incoming RTCP ----------------------------------------------------------------------------------------
 
@@ -352,7 +420,7 @@ class RtcpSession:
 
     def interval(self) -> float:
         """A randomised report interval (RFC 3550 §6.3.1 / A.7, without timer reconsideration or its compensation)."""
-        we_sent = self.ssrc in self._senders or self._sent_since_report
+        we_sent = self.ssrc in self._senders or self.packets_sent != self._sent_at_report
         members = len(self._members | {self.ssrc})
         senders = len(self._senders | ({self.ssrc} if we_sent else set()))
         rtcp_bw = self.session_bandwidth * RTCP_BANDWIDTH_FRACTION / 8
@@ -377,10 +445,13 @@ class RtcpSession:
     def _compound(self, now: float, wallclock: float | None) -> bytes:
         """SR (if we sent since the last report and have the wallclock) or RR, with a block about the peer, + SDES."""
         blocks = []
-        if self.peer_ssrc is not None and self._received_since_report:
-            blocks.append(self.stats.report_block(self.peer_ssrc, now, self._last_sr.get(self.peer_ssrc)))
+        received = self.stats.received_count
+        if self.peer_ssrc is not None and received != self._received_at_report:
+            self.last_reception = reception = self.stats.close_interval()
+            blocks.append(report_block(self.peer_ssrc, reception, now, self._last_sr.get(self.peer_ssrc)))
+            self._remember(self._senders, self.peer_ssrc)
         head: RtcpSrPacket | RtcpRrPacket
-        if wallclock is not None and self._sent_since_report and self._last_sent is not None:
+        if wallclock is not None and self.packets_sent != self._sent_at_report and self._last_sent is not None:
             ntp = ntp_timestamp(wallclock)
             last_timestamp, sent_at = self._last_sent
             rtp_timestamp = (last_timestamp + round((now - sent_at) * self.clock_rate)) & 0xFFFF_FFFF
@@ -394,7 +465,7 @@ class RtcpSession:
             head = RtcpRrPacket(ssrc=self.ssrc, reports=blocks)
             self._senders.discard(self.ssrc)
         sdes = RtcpSdesPacket(chunks=[RtcpSourceInfo(ssrc=self.ssrc, items=[(SDES_CNAME, self._cname_bytes)])])
-        self._sent_since_report = self._received_since_report = False
+        self._sent_at_report, self._received_at_report = self.packets_sent, received
         return bytes(head) + bytes(sdes)
 
     @staticmethod

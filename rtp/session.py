@@ -18,13 +18,16 @@ import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
+
 from .codecs import AudioCodec
 from .dtmf import DtmfDigit, DtmfReceiver
-from .jitter import ByteStreamBuffer, PacketBuffer
-from .packet import HEADER, Address, RtpParseError, is_rtcp, read_header
+from .jitter import PacketBuffer
+from .packet import HEADER, Address, RtpParseError, read_header
 from .rtcp import RtcpSession
 from .source_lock import SourceLock, Verdict
 from .srtp import SrtpContext, SrtpError
+from .stream_table import SlotStatistics, StreamTable
 
 logger = logging.getLogger(__name__)
 
@@ -82,8 +85,6 @@ class RtpStats:
     """Counters of one session."""
 
     packets_received: int = 0
-    bytes_received: int = 0
-    packets_sent: int = 0
     telephone_events: int = 0
     comfort_noise: int = 0
     rtcp_received: int = 0
@@ -94,34 +95,49 @@ class RtpStats:
     send_errors: int = 0
 
 
-Buffer = ByteStreamBuffer | PacketBuffer
-
-
 class RtpSession:
-    """The media of one call leg: what we accept from the peer, and how we stamp what we send."""
+    """The media of one call leg: what we accept from the peer, and how we stamp what we send.
+
+    Its numbers (jitter buffer of byte-stream codecs, RTCP counters, sequence and timestamp) live in a
+    `StreamTable` slot, shared with every other session of the engine so that the tick works on all of them at
+    once; a session made without a table gets a private one.
+    """
 
     def __init__(self, params: StreamParams, *, now: float, cname: str = "confbridge",
-                 timeout: float = RTP_TIMEOUT) -> None:
+                 timeout: float = RTP_TIMEOUT, table: StreamTable | None = None) -> None:
+        self.table = table if table is not None else StreamTable(capacity=1)
         self.ssrc = secrets.randbits(32)
+        codec = params.codec
+        self.slot = self.table.allocate(clock_rate=codec.clock_rate, frame_clock=codec.frame_clock,
+                                        fill=codec.fill_byte, payload_type=params.payload_type, ssrc=self.ssrc,
+                                        sequence=secrets.randbits(16), timestamp=secrets.randbits(32))
         self.stats = RtpStats()
         self.timeout = timeout
         self.first_packet_at: float | None = None
         self.last_packet_at: float | None = None
-        self.rtcp = RtcpSession(self.ssrc, cname, params.codec.clock_rate)
-        self._sequence = secrets.randbits(16)
-        self._timestamp = secrets.randbits(32)
-        self._marker_next = True
+        self.rtcp = RtcpSession(self.ssrc, cname, codec.clock_rate,
+                                statistics=SlotStatistics(self.table, self.slot))
         self._timed_out = False
         self._outbox: list[tuple[bytes, Address, bool]] = []
         self._rtcp_source: Address | None = None
         self._idle_since = now
         self.lock = SourceLock(locked_to=params.remote if params.remote_reachable else None,
                                preferred_host=params.signalling_host, now=now)
+        self._accepted: tuple[Address, int] | None = None
+        """(source, SSRC) the lock accepted last: the same again needs no further lock checks."""
+        self._fast: tuple[Address, int, bytes] | None = None
+        """(source, audio payload type, SSRC bytes) of plain byte-stream RTP that may skip every check but these
+        (see `receive`); None while anything else is possible (learning, SRTP, a frame codec)."""
         self.params = params
         self.remote: Address | None = params.remote
         """Where we send RTP: the SDP address, then (symmetric RTP) the locked source."""
-        self.buffer: Buffer = self._new_buffer(params.codec)
-        self.dtmf = DtmfReceiver(params.telephone_event_clock_rate or params.codec.clock_rate)
+        self.packets: PacketBuffer | None = self._new_packet_buffer(codec)
+        """The jitter buffer of a frame codec (Opus); byte-stream codecs are buffered in the table."""
+        self.dtmf = DtmfReceiver(params.telephone_event_clock_rate or codec.clock_rate)
+
+    def close(self) -> None:
+        """Give the table slot back (the session is over)."""
+        self.table.release(self.slot)
 
     # -- negotiation --------------------------------------------------------------------------------
 
@@ -139,31 +155,54 @@ class RtpSession:
         """Apply a renegotiated stream (re-INVITE/UPDATE): codec, payload types, address, keys, direction."""
         old = self.params
         self.params = params
-        if params.codec is not old.codec:
-            self.buffer = self._new_buffer(params.codec)
-            self.rtcp.clock_rate = params.codec.clock_rate
-            self._marker_next = True
-        if params.telephone_event_clock_rate != old.telephone_event_clock_rate or params.codec is not old.codec:
-            self.dtmf = DtmfReceiver(params.telephone_event_clock_rate or params.codec.clock_rate)
+        codec = params.codec
+        if codec is not old.codec or params.payload_type != old.payload_type:
+            self.table.configure(self.slot, clock_rate=codec.clock_rate, frame_clock=codec.frame_clock,
+                                 fill=codec.fill_byte, payload_type=params.payload_type)
+            if codec.clock_rate != old.codec.clock_rate:
+                self.table.reset_reception(self.slot)
+            self.packets = self._new_packet_buffer(codec)
+            self.rtcp.clock_rate = codec.clock_rate
+        if params.telephone_event_clock_rate != old.telephone_event_clock_rate or codec is not old.codec:
+            self.dtmf = DtmfReceiver(params.telephone_event_clock_rate or codec.clock_rate)
         if (params.remote, params.remote_reachable) != (old.remote, old.remote_reachable):
             self.lock.relock(locked_to=params.remote if params.remote_reachable else None,
                              preferred_host=params.signalling_host, now=now)
             self.remote = self.lock.address or params.remote
+            self._accepted = None
+        self._fast = None
         if params.peer_sends and not old.peer_sends:
             self._idle_since = now
             self._timed_out = False
 
     @staticmethod
-    def _new_buffer(codec: AudioCodec) -> Buffer:
-        if codec.byte_stream:
-            return ByteStreamBuffer(codec.clock_rate, codec.frame_clock, codec.fill_byte)
-        return PacketBuffer(codec.clock_rate, codec.frame_clock)
+    def _new_packet_buffer(codec: AudioCodec) -> PacketBuffer | None:
+        return None if codec.byte_stream else PacketBuffer(codec.clock_rate, codec.frame_clock)
 
     # -- receiving ----------------------------------------------------------------------------------
 
     def receive(self, data: bytes, source: Address, now: float) -> MediaEvent | None:
-        """Take one datagram from the RTP port (RTP, or RTCP when multiplexed)."""
-        if is_rtcp(data):
+        """Take one datagram from the RTP port (RTP, or RTCP when multiplexed).
+
+        The usual packet (the accepted source and SSRC, the audio payload type, a bare 12-byte header, no SRTP) is
+        appended whole to the table, whose ingest reads the headers of all such packets at once.
+        """
+        fast = self._fast
+        if fast is not None and source == fast[0] and len(data) > 12 and data[0] == 0x80 \
+                and data[1] & 0x7F == fast[1] and data[8:12] == fast[2]:
+            self.table.raw.append((self.slot, data, now))
+            self.last_packet_at = now
+            self.stats.packets_received += 1
+            return None
+        return self._receive(data, source, now)
+
+    def _receive(self, data: bytes, source: Address, now: float) -> MediaEvent | None:
+        if len(data) < 12:
+            if not self.lock.source_allowed(source):
+                return None
+            self.stats.dropped_malformed += 1
+            return None
+        if 192 <= data[1] <= 223:
             self.receive_rtcp(data, source, now)
             return None
         if not self.lock.source_allowed(source):
@@ -175,49 +214,68 @@ class RtpSession:
                 self.stats.dropped_srtp += 1
                 return None
             data = clear
-        try:
-            header = read_header(data)
-        except RtpParseError:
-            self.stats.dropped_malformed += 1
-            return None
+        if data[0] == 0x80:  # version 2, no padding, extension or CSRCs: the header is the first 12 bytes
+            _, second, sequence, timestamp, ssrc = HEADER.unpack_from(data)
+            payload_type, marker, start, end = second & 0x7F, second > 0x7F, 12, len(data)
+        else:
+            try:
+                header = read_header(data)
+            except RtpParseError:
+                self.stats.dropped_malformed += 1
+                return None
+            payload_type, marker, sequence = header.payload_type, header.marker, header.sequence_number
+            timestamp, ssrc, start, end = header.timestamp, header.ssrc, header.payload_start, header.payload_end
         params = self.params
-        payload_type = header.payload_type
         if payload_type != params.payload_type and payload_type != params.telephone_event_payload_type \
                 and payload_type != params.comfort_noise_payload_type:
             self.stats.dropped_payload_type += 1
             return None
-        changes = self.lock.ssrc_changes
-        if self.lock.check(source, header.ssrc, header.sequence_number, now) is not Verdict.ACCEPT:
-            return None
-        if changes != self.lock.ssrc_changes:
-            self.buffer.reset()
-            self.dtmf.reset()
-        self.remote = self.lock.address
-        self.last_packet_at = self._idle_since = now
-        self.rtcp.on_rtp_received(header.ssrc, header.sequence_number, header.timestamp, now)
-        payload = bytes(data[header.payload_start : header.payload_end])
+        if (source, ssrc) != self._accepted:
+            lock = self.lock
+            if lock.check(source, ssrc, sequence, now) is not Verdict.ACCEPT:
+                return None
+            self._accepted = (source, ssrc)
+            self._fast = None
+            self.remote = lock.address
+            if self.rtcp.note_source(ssrc, now):
+                self.table.new_source(self.slot)
+                if self.packets is not None:
+                    self.packets.reset()
+                self.dtmf.reset()
+        if self._fast is None and params.srtp is None and params.codec.byte_stream:
+            self._fast = (source, params.payload_type, ssrc.to_bytes(4, "big"))
+        self.last_packet_at = now
+        payload = data[start:end]
         if payload_type == params.payload_type:
-            return self._audio(payload, header.timestamp, header.marker, now)
+            if start == 12 and end == len(data) and end > 12 and self.packets is None:
+                self.table.raw.append((self.slot, data, now))  # (the clear packet, for SRTP)
+                return self._counted(now)
+            return self._audio(payload, sequence, timestamp, marker, now)
+        self.table.pending.append((self.slot, sequence, timestamp, marker, now, None))
         if payload_type == params.telephone_event_payload_type:
             self.stats.telephone_events += 1
-            digit = self.dtmf.receive(header.timestamp, payload, header.marker, now)
+            digit = self.dtmf.receive(timestamp, payload, marker, now)
             return DigitReceived(digit) if digit is not None else None
         self.stats.comfort_noise += 1  # RFC 3389: the peer went quiet; the buffer runs dry and we play silence
         return None
 
-    def _audio(self, payload: bytes, timestamp: int, marker: bool, now: float) -> MediaEvent | None:
-        buffer = self.buffer
-        if isinstance(buffer, ByteStreamBuffer):
-            buffer.push(timestamp, payload, marker, now)
+    def _audio(self, payload: bytes, sequence: int, timestamp: int, marker: bool, now: float) -> MediaEvent | None:
+        packets = self.packets
+        if packets is None:
+            self.table.pending.append((self.slot, sequence, timestamp, marker, now, payload or None))
         else:
             try:
                 duration = self.codec.packet_duration(payload)
             except ValueError:
                 self.stats.dropped_malformed += 1
                 return None
-            buffer.push(timestamp, payload, duration, marker, now)
+            self.table.pending.append((self.slot, sequence, timestamp, marker, now, None))
+            packets.push(timestamp, payload, duration, marker, now)
+        return self._counted(now)
+
+    def _counted(self, now: float) -> MediaEvent | None:
+        """One more audio packet; the first starts the stream."""
         self.stats.packets_received += 1
-        self.stats.bytes_received += len(payload)
         if self.first_packet_at is None:
             self.first_packet_at = now
             return AudioStarted()
@@ -244,21 +302,24 @@ class RtpSession:
         self._idle_since = now
 
     def pop(self) -> bytes | list[bytes] | None:
-        """The jitter buffer's next 20 ms: bytes for byte-stream codecs, the packets for frame codecs, or None."""
-        return self.buffer.pop()
+        """The next 20 ms on its own (the engine pops every slot at once): bytes for byte-stream codecs, the
+        packets for frame codecs, or None."""
+        if self.packets is not None:
+            self.table.ingest()
+            return self.packets.pop()
+        self.table.ingest()
+        codes, got = self.table.pop(np.array([self.slot], dtype=np.intp))
+        return codes[0].tobytes() if got[0] else None
 
     # -- sending ------------------------------------------------------------------------------------
 
     def packetize(self, payload: bytes, now: float) -> bytes | None:
-        """One outgoing (S)RTP packet carrying `payload`; sequence and timestamp advance by one frame."""
-        marker = 0x80 if self._marker_next else 0
-        self._marker_next = False
-        timestamp = self._timestamp
-        packet = HEADER.pack(0x80, marker | self.params.payload_type, self._sequence, timestamp, self.ssrc) + payload
-        self._sequence = (self._sequence + 1) & 0xFFFF
-        self._timestamp = (timestamp + self.params.codec.frame_clock) & 0xFFFFFFFF
-        self.stats.packets_sent += 1
-        self.rtcp.on_rtp_sent(timestamp, len(payload), now)
+        """One outgoing (S)RTP packet carrying `payload` on its own (the engine stamps every slot at once)."""
+        header = self.table.stamp_headers(np.array([self.slot], dtype=np.intp), np.array([len(payload)]), now)
+        return self.finish_packet(header.tobytes() + payload)
+
+    def finish_packet(self, packet: bytes) -> bytes | None:
+        """A stamped packet as it goes on the wire: protected when the stream is SRTP."""
         srtp = self.params.srtp
         if srtp is not None:
             try:
@@ -270,8 +331,7 @@ class RtpSession:
 
     def skip_frame(self) -> None:
         """A tick without a packet from us (hold, inactive): time moves on, and the next packet starts a talkspurt."""
-        self._timestamp = (self._timestamp + self.params.codec.frame_clock) & 0xFFFFFFFF
-        self._marker_next = True
+        self.table.skip(np.array([self.slot], dtype=np.intp))
 
     @property
     def rtcp_destination(self) -> Address | None:
@@ -291,7 +351,7 @@ class RtpSession:
         """When `handle_timer` next has something to do."""
         deadlines = [self.rtcp.next_report_at] if self.rtcp.next_report_at is not None else []
         if self.params.peer_sends and not self._timed_out:
-            deadlines.append(self._idle_since + self.timeout)
+            deadlines.append(self._last_heard() + self.timeout)
         return min(deadlines) if deadlines else None
 
     def handle_timer(self, now: float, wallclock: float) -> Sequence[MediaEvent]:
@@ -300,14 +360,22 @@ class RtpSession:
         digit = self.dtmf.poll(now)
         if digit is not None:
             events.append(DigitReceived(digit))
+        table, slot = self.table, self.slot
+        self.rtcp.update_sent(int(table.packets_sent[slot]), int(table.octets_sent[slot]),
+                              int(table.last_sent_timestamp[slot]), float(table.last_sent_at[slot]))
         report = self.rtcp.report(now, wallclock)
         if report is not None:
             self._queue_rtcp(report)
-        idle = now - self._idle_since
+        idle = now - self._last_heard()
         if self.params.peer_sends and not self._timed_out and idle >= self.timeout:
             self._timed_out = True
             events.append(MediaTimeout(idle))
         return events
+
+    def _last_heard(self) -> float:
+        """When the peer was last heard from (RTP or RTCP), or when listening began."""
+        last = self.last_packet_at
+        return self._idle_since if last is None or last < self._idle_since else last
 
     def bye(self, now: float) -> None:
         """Queue an RTCP BYE (the stream is ending)."""
@@ -336,7 +404,15 @@ class RtpSession:
     def snapshot(self) -> dict[str, object]:
         """Every figure of the stream, for the conferencecall's media statistics and logs."""
         rtcp = self.rtcp
-        buffer_stats = self.buffer.stats
+        table, slot = self.table, self.slot
+        if self.packets is not None:
+            stats = self.packets.stats
+            late, duplicates, underruns = stats.late, stats.duplicates, stats.underruns
+            delay_ms = 1000 * self.packets.target_delay / self.packets.clock_rate
+        else:
+            late, duplicates, underruns = int(table.late[slot]), int(table.duplicates[slot]), \
+                int(table.underruns[slot])
+            delay_ms = 1000 * int(table.target_delay(np.array([slot]))[0]) / self.codec.clock_rate
         srtp = self.params.srtp
         dropped = {
             "wrong_source": self.lock.drops[Verdict.WRONG_SOURCE],
@@ -346,8 +422,8 @@ class RtpSession:
             "payload_type": self.stats.dropped_payload_type,
             "srtp": self.stats.dropped_srtp,
             "rtcp": self.stats.dropped_rtcp,
-            "late": buffer_stats.late,
-            "duplicate": buffer_stats.duplicates,
+            "late": late,
+            "duplicate": duplicates,
         }
         return {
             "codec": str(self.codec),
@@ -358,7 +434,7 @@ class RtpSession:
             "remote": f"{self.remote[0]}:{self.remote[1]}" if self.remote else None,
             "source_locked": self.lock.locked,
             "packets_received": self.stats.packets_received,
-            "packets_sent": self.stats.packets_sent,
+            "packets_sent": int(table.packets_sent[slot]),
             "packets_lost": rtcp.packets_lost,
             "fraction_lost": round(rtcp.fraction_lost, 4),
             "jitter_ms": round(rtcp.jitter_ms, 2),
@@ -366,8 +442,8 @@ class RtpSession:
             "remote_fraction_lost": rtcp.remote_fraction_lost,
             "remote_jitter_ms": round(rtcp.remote_jitter_ms, 2) if rtcp.remote_jitter_ms is not None else None,
             "rtcp_received": self.stats.rtcp_received,
-            "jitter_buffer_ms": round(1000 * self.buffer.target_delay / self.buffer.clock_rate, 1),
-            "concealed_underruns": buffer_stats.underruns,
+            "jitter_buffer_ms": round(delay_ms, 1),
+            "concealed_underruns": underruns,
             "ssrc_changes": self.lock.ssrc_changes,
             "telephone_events": self.stats.telephone_events,
             "dropped": dropped,

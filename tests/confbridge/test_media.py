@@ -7,6 +7,7 @@ directly; what a leg sends is captured from its socket.
 from __future__ import annotations
 
 import asyncio
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -44,18 +45,20 @@ class FakeRecorder:
 
 
 class Stream:
-    """A fake peer of one leg: what it sends in, what the leg sent out."""
+    """The peer of one leg: a real UDP socket on loopback; it hands its packets straight to the session."""
 
-    def __init__(self, leg: MediaLeg, codec: AudioCodec, port: int, frequency: float) -> None:
+    def __init__(self, leg: MediaLeg, codec: AudioCodec, sock: socket.socket, frequency: float) -> None:
         self.leg = leg
         self.codec = codec
-        self.address = (PEER_HOST, port)
+        self.sock = sock
+        self.address: tuple[str, int] = sock.getsockname()
+        self.frequency = frequency
         self.encoder = codec.new_encoder()
         self.decoder = codec.new_decoder()
         self.signal = tone(frequency, 4.0, rate=codec.sample_rate, amplitude=6000.0)
         self.index = 0
         self.sent: list[bytes] = []
-        leg.socket.sendto = lambda data, destination: self.sent.append(data)  # type: ignore[method-assign]
+        """What the leg sent to this peer (read off the socket)."""
 
     def send_frame(self, now: float) -> None:
         frame = self.codec.frame_samples
@@ -66,7 +69,17 @@ class Stream:
         self.leg.session.receive(packet.to_bytes(), self.address, now)
         self.index += 1
 
+    def collect(self) -> None:
+        while True:
+            try:
+                data = self.sock.recv(2048)
+            except BlockingIOError:
+                return
+            if not 192 <= data[1] <= 223:
+                self.sent.append(data)
+
     def heard(self, last_frames: int = 50) -> npt.NDArray[np.int16]:
+        self.collect()
         return np.concatenate([self.decoder.decode(parse_rtp(p).payload) for p in self.sent[-last_frames:]])
 
 
@@ -79,16 +92,26 @@ def engine() -> Iterator[tuple[MediaEngine, FakeRecorder]]:
     yield media, recorder
     media.close()
     loop.close()
+    for sock in SOCKETS:
+        sock.close()
+    SOCKETS.clear()
 
 
 PAYLOAD_TYPES = {OPUS: 111, G722: 9, PCMU: 0, PCMA: 8}
 
 
-def join(media: MediaEngine, conference: str, codec: AudioCodec, port: int, frequency: float) -> Stream:
-    params = StreamParams(codec, PAYLOAD_TYPES[codec], remote=(PEER_HOST, port), remote_reachable=True,
+def join(media: MediaEngine, conference: str, codec: AudioCodec, frequency: float) -> Stream:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind((PEER_HOST, 0))
+    sock.setblocking(False)
+    SOCKETS.append(sock)
+    params = StreamParams(codec, PAYLOAD_TYPES[codec], remote=sock.getsockname(), remote_reachable=True,
                           signalling_host=PEER_HOST)
-    leg = media.open_leg(f"{conference}-{port}", conference, params)
-    return Stream(leg, codec, port, frequency)
+    leg = media.open_leg(f"{conference}-{sock.getsockname()[1]}", conference, params)
+    return Stream(leg, codec, sock, frequency)
+
+
+SOCKETS: list[socket.socket] = []
 
 
 def run(media: MediaEngine, streams: list[Stream], ticks: int, *, skip: tuple[Stream, ...] = ()) -> None:
@@ -98,17 +121,19 @@ def run(media: MediaEngine, streams: list[Stream], ticks: int, *, skip: tuple[St
             if stream not in skip:
                 stream.send_frame(now)
         media.tick()
+        for stream in streams:
+            stream.collect()
 
 
 def test_the_mixing_rate_is_the_highest_native_rate_and_follows_joins_and_leaves(
         engine: tuple[MediaEngine, FakeRecorder]) -> None:
     media, _ = engine
     assert media.conference_rate("c") is None
-    narrow = join(media, "c", PCMU, 41000, 500.0)
+    narrow = join(media, "c", PCMU, 500.0)
     assert media.conference_rate("c") == 8000
-    wide = join(media, "c", G722, 41002, 900.0)
+    wide = join(media, "c", G722, 900.0)
     assert media.conference_rate("c") == 16000
-    full = join(media, "c", OPUS, 41004, 1300.0)
+    full = join(media, "c", OPUS, 1300.0)
     assert media.conference_rate("c") == 48000 and narrow.leg.mixing_rate == 48000
     media.close_leg(full.leg.leg_id)
     assert media.conference_rate("c") == 16000
@@ -118,13 +143,13 @@ def test_the_mixing_rate_is_the_highest_native_rate_and_follows_joins_and_leaves
 
 def test_n_minus_one_across_three_rates(engine: tuple[MediaEngine, FakeRecorder]) -> None:
     media, _ = engine
-    streams = [join(media, "c", PCMU, 41000, 500.0), join(media, "c", G722, 41002, 900.0),
-               join(media, "c", OPUS, 41004, 1300.0)]
+    streams = [join(media, "c", PCMU, 500.0), join(media, "c", G722, 900.0),
+               join(media, "c", OPUS, 1300.0)]
     run(media, streams, 60)
     for stream in streams:
         heard, rate = stream.heard(), stream.codec.sample_rate
         for other in streams:
-            frequency = {41000: 500.0, 41002: 900.0, 41004: 1300.0}[other.address[1]]
+            frequency = other.frequency
             if other is stream:
                 assert lacks_tone(heard, rate, frequency), (stream.codec, tone_level_db(heard, rate, frequency))
             else:
@@ -133,8 +158,8 @@ def test_n_minus_one_across_three_rates(engine: tuple[MediaEngine, FakeRecorder]
 
 def test_conferences_at_different_rates_stay_apart(engine: tuple[MediaEngine, FakeRecorder]) -> None:
     media, _ = engine
-    a = [join(media, "a", PCMU, 41000, 500.0), join(media, "a", PCMU, 41002, 900.0)]
-    b = [join(media, "b", OPUS, 41004, 1300.0), join(media, "b", PCMA, 41006, 1700.0)]
+    a = [join(media, "a", PCMU, 500.0), join(media, "a", PCMU, 900.0)]
+    b = [join(media, "b", OPUS, 1300.0), join(media, "b", PCMA, 1700.0)]
     run(media, a + b, 40)
     assert lacks_tone(a[0].heard(), 8000, 1300.0) and lacks_tone(a[0].heard(), 8000, 1700.0)
     assert has_tone(a[0].heard(), 8000, 900.0)
@@ -144,12 +169,12 @@ def test_conferences_at_different_rates_stay_apart(engine: tuple[MediaEngine, Fa
 def test_muted_is_not_heard_deaf_hears_nothing_and_not_sending_sends_nothing(
         engine: tuple[MediaEngine, FakeRecorder]) -> None:
     media, _ = engine
-    talker, listener, held = (join(media, "c", PCMU, 41000, 500.0), join(media, "c", PCMU, 41002, 900.0),
-                              join(media, "c", PCMU, 41004, 1300.0))
+    talker, listener, held = (join(media, "c", PCMU, 500.0), join(media, "c", PCMU, 900.0),
+                              join(media, "c", PCMU, 1300.0))
     streams = [talker, listener, held]
-    talker.leg.muted = True
-    listener.leg.deaf = True
-    held.leg.sending = False
+    media.configure_leg(talker.leg.leg_id, muted=True)
+    media.configure_leg(listener.leg.leg_id, deaf=True)
+    media.configure_leg(held.leg.leg_id, sending=False)
     run(media, streams, 40)
     assert not held.sent, "a leg that is not sending gets no packets"
     assert np.abs(listener.heard(30).astype(np.int32)).max() <= 8, "deaf: silence (packets still flow)"
@@ -164,7 +189,7 @@ def test_recording_is_written_at_its_own_rate_without_images(engine: tuple[Media
     media, recorder = engine
     assert media.start_recording("c", "r1", tmp_path / "r1.wav") == 16000
     run(media, [], 5)  # an empty room records silence
-    streams = [join(media, "c", PCMU, 41000, 1000.0), join(media, "c", OPUS, 41002, 5000.0)]
+    streams = [join(media, "c", PCMU, 1000.0), join(media, "c", OPUS, 5000.0)]
     run(media, streams, 60)
     audio = recorder.audio("r1")
     assert recorder.rates["r1"] == 16000 and audio.size == 65 * 320
@@ -176,7 +201,7 @@ def test_recording_is_written_at_its_own_rate_without_images(engine: tuple[Media
 
 def test_closing_a_leg_reports_its_figures_and_keeps_totals(engine: tuple[MediaEngine, FakeRecorder]) -> None:
     media, _ = engine
-    streams = [join(media, "c", PCMU, 41000, 500.0), join(media, "c", PCMU, 41002, 900.0)]
+    streams = [join(media, "c", PCMU, 500.0), join(media, "c", PCMU, 900.0)]
     run(media, streams, 10)
     figures = media.close_leg(streams[0].leg.leg_id)
     assert figures is not None and figures["packets_received"] == 10 and figures["packets_sent"] == 10

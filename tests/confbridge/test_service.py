@@ -37,8 +37,8 @@ class FakeCalls:
     def cancel(self, call_id: str) -> bool:
         return False
 
-    def apply_mute(self, call_id: str, direction: str) -> None:
-        self.mutes.append((call_id, direction))
+    def apply_controls(self, call: Call) -> None:
+        self.mutes.append((call.id, call.mute_direction))
 
     def media_statistics(self, call_id: str) -> dict[str, object] | None:
         return self.live.get(call_id)

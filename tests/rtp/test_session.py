@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from rtp.codecs import G722, OPUS, PCMA, PCMU
 from rtp.dtmf import tone_event_packets
-from rtp.jitter import ByteStreamBuffer, PacketBuffer
+from rtp.jitter import PacketBuffer
 from rtp.opus import OpusEncoder
 from rtp.packet import Address, RtpPacket, parse_rtp
 from rtp.rtcp import parse_compound
@@ -42,7 +42,7 @@ def audio(number: int, *, ssrc: int = 0x11223344, payload_type: int = 0, size: i
 
 def test_accepted_audio_starts_the_stream_once_and_reaches_the_jitter_buffer() -> None:
     session = RtpSession(params(), now=0.0)
-    assert isinstance(session.buffer, ByteStreamBuffer)
+    assert session.packets is None, "byte streams are buffered in the table"
     assert isinstance(session.receive(audio(0), PEER, 1.0), AudioStarted)
     assert session.receive(audio(1), PEER, 1.02) is None
     assert session.first_packet_at == 1.0 and session.last_packet_at == 1.02
@@ -122,7 +122,7 @@ def test_a_new_ssrc_resets_the_buffer_once_it_proves_itself() -> None:
 
 def test_opus_packets_go_to_a_packet_buffer_with_their_duration() -> None:
     session = RtpSession(params(codec=OPUS, payload_type=111), now=0.0)
-    assert isinstance(session.buffer, PacketBuffer)
+    assert isinstance(session.packets, PacketBuffer)
     encoder = OpusEncoder()
     for n in range(3):
         packet = encoder.encode(np.zeros(1920, np.int16))  # 40 ms packets
@@ -159,7 +159,7 @@ def test_packetize_sequence_timestamp_marker_and_ssrc() -> None:
     session.skip_frame()
     after = parse_rtp(session.packetize(bytes(160), 0.1) or b"")
     assert after.marker and (after.timestamp - packets[0].timestamp) % 2**32 == 640
-    assert session.stats.packets_sent == 4
+    assert session.snapshot()["packets_sent"] == 4
 
 
 def test_rtcp_reports_go_to_the_rtcp_port_or_the_rtp_port_with_mux() -> None:
@@ -182,8 +182,9 @@ def test_rtcp_from_the_peer_is_read_and_from_strangers_dropped() -> None:
     ours = RtpSession(params(), now=0.0)
     theirs = RtpSession(params(), now=0.0)
     theirs.packetize(bytes(160), 0.0)
-    report = theirs.rtcp.report(10.0, 1_700_000_000.0)
-    assert report is not None
+    for tenth in range(100):
+        theirs.handle_timer(tenth / 10, 1_700_000_000.0 + tenth / 10)
+    report = theirs.datagrams_to_send()[0][0]
     ours.receive_rtcp(report, ("198.51.100.1", 40001), 3.0)
     assert ours.stats.dropped_rtcp == 1
     ours.receive_rtcp(report, (PEER[0], 40001), 3.0)
@@ -212,10 +213,11 @@ def test_a_codec_change_gets_a_new_buffer_and_a_new_talkspurt() -> None:
     session.receive(audio(0), PEER, 0.0)
     session.packetize(bytes(160), 0.0)
     session.update(params(codec=PCMA, payload_type=8), 1.0)
-    assert session.codec is PCMA and session.buffer.stats.packets == 0
+    assert session.codec is PCMA
     assert session.receive(audio(1), PEER, 1.0) is None and session.stats.dropped_payload_type == 1
     session.receive(audio(2, payload_type=8), PEER, 1.02)
-    assert session.buffer.stats.packets == 1
+    session.receive(audio(3, payload_type=8), PEER, 1.04)
+    assert session.pop() == bytes([2]) * 160, "the PCMU audio buffered before the change is gone"
     assert parse_rtp(session.packetize(bytes(160), 1.02) or b"").marker
 
 

@@ -6,7 +6,7 @@ import asyncio
 import socket
 
 from rtp.ports import PortAllocator
-from rtp.socket_asyncio import RtpSocket
+from rtp.socket_asyncio import DatagramHub, RtpSocket
 from tests.helpers.ports import free_rtp_range
 
 LOOPBACK = "127.0.0.1"
@@ -18,8 +18,9 @@ def test_a_pair_is_an_even_port_and_the_odd_one_above_and_both_deliver() -> None
     allocator = PortAllocator(low, high)
     rtp_in: list[bytes] = []
     rtcp_in: list[bytes] = []
-    rtp, rtcp = RtpSocket.open_pair(LOOPBACK, allocator, lambda d, s: rtp_in.append(d),
-                                    lambda d, s: rtcp_in.append(d), loop)
+    hub = DatagramHub(loop)
+    rtp, rtcp = RtpSocket.open_pair(LOOPBACK, allocator, hub, lambda d, s, t: rtp_in.append(d),
+                                    lambda d, s, t: rtcp_in.append(d))
     try:
         assert rtp.port % 2 == 0 and rtcp.port == rtp.port + 1
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as peer:
@@ -34,6 +35,7 @@ def test_a_pair_is_an_even_port_and_the_odd_one_above_and_both_deliver() -> None
     finally:
         rtp.close()
         rtcp.close()
+        hub.close()
         loop.close()
     assert allocator.available == (high - low + 1) // 2
 
@@ -46,7 +48,8 @@ def test_a_port_whose_rtcp_neighbour_is_taken_is_skipped() -> None:
     blocker = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     blocker.bind((LOOPBACK, first + 1))
     try:
-        rtp, rtcp = RtpSocket.open_pair(LOOPBACK, allocator, lambda d, s: None, lambda d, s: None, loop)
+        rtp, rtcp = RtpSocket.open_pair(LOOPBACK, allocator, DatagramHub(loop), lambda d, s, t: None,
+                                        lambda d, s, t: None)
         assert rtp.port == first + 2 and rtcp.port == first + 3
         rtp.close()
         rtcp.close()
