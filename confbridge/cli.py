@@ -16,6 +16,7 @@ from .config import RECORDING_RATES, ServerConfig, parse_credentials, parse_port
 from .dtmf_menu import DEFAULT_MENU, MenuAction, parse_binding
 from .negotiation import SrtpPolicy
 from .server import Server
+from .service import RECORDING_MAX_SECONDS
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -64,6 +65,10 @@ def build_parser() -> argparse.ArgumentParser:
                             "'none' turns the menu off")
     serve.add_argument("--recording-rate", type=int, choices=list(RECORDING_RATES), default=16000,
                        help="sample rate of recordings in Hz (default 16000)")
+    serve.add_argument("--recording-max-duration", type=float, default=RECORDING_MAX_SECONDS, metavar="SECONDS",
+                       help="end a recording by itself after this much audio (default and most: 86400, 24 h)")
+    serve.add_argument("--noise-gate", action="store_true",
+                       help="leave participants who are not talking out of the mix (idle microphones add no noise)")
     serve.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     return parser
 
@@ -124,7 +129,8 @@ def config_from_args(args: argparse.Namespace) -> ServerConfig:
         scanner_threshold=args.scanner_threshold, scanner_window=args.scanner_window,
         scanner_block=args.scanner_block, answer_delay=args.answer_delay, ring_timeout=args.ring_timeout,
         dialout_credentials=tuple(args.dialout_credentials), srtp=SrtpPolicy(args.srtp),
-        rtp_timeout=args.rtp_timeout, dtmf_menu=_menu(args.dtmf_menu), recording_rate=args.recording_rate)
+        rtp_timeout=args.rtp_timeout, dtmf_menu=_menu(args.dtmf_menu), recording_rate=args.recording_rate,
+        recording_max_duration=args.recording_max_duration, noise_gate=args.noise_gate)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -11,6 +11,7 @@ from sip.timers import TimerConfig
 
 from .dtmf_menu import DEFAULT_MENU, MenuAction, check_menu
 from .negotiation import SrtpPolicy
+from .service import RECORDING_MAX_SECONDS
 
 RECORDING_RATES = MIX_RATES
 """Recordings are written at one of the rates the mixer runs at."""
@@ -57,6 +58,10 @@ class ServerConfig:
     """Key sequences participants type to act on their own call."""
     recording_rate: int = 16000
     """Sample rate of recordings (the mix is resampled to it)."""
+    recording_max_duration: float = RECORDING_MAX_SECONDS
+    """Seconds of audio after which a recording ends by itself (the API's 24 h cap)."""
+    noise_gate: bool = False
+    """Leave participants who are not talking out of the sum, so idle microphones add no noise."""
 
     def __post_init__(self) -> None:
         if self.tls_port is not None and (self.tls_cert is None or self.tls_key is None):
@@ -65,6 +70,8 @@ class ServerConfig:
             raise ValueError(f"recording rate must be one of {RECORDING_RATES}, not {self.recording_rate}")
         if self.rtp_timeout <= 0:
             raise ValueError("the RTP timeout must be positive")
+        if not 0 < self.recording_max_duration <= RECORDING_MAX_SECONDS:
+            raise ValueError(f"the recording cap must be above 0 and at most {RECORDING_MAX_SECONDS:g} s")
         check_menu(self.dtmf_menu)
 
     @property

@@ -15,6 +15,7 @@ import asyncio
 import logging
 import math
 import time
+from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field, replace
@@ -42,6 +43,8 @@ BASE_RATE = 8000
 """The rate of a conference with nobody in it (a recording of an empty room)."""
 RECORDING_RATE = 16000
 HOUSEKEEPING_PERIOD = 0.5
+TICK_SECONDS = 0.020
+"""The audio a tick carries (the tick period is this too, unless a test runs the clock faster)."""
 LATENESS_WINDOW = 1500
 """Ticks (30 s) over which tick lateness and duration are kept for the metrics."""
 
@@ -138,6 +141,13 @@ class ConferenceMedia:
     finished_tracks: list[tuple[str, float, Future[RecordingResult]]] = field(default_factory=list)
     """(leg id, offset, the recorder's future) of tracks already closed."""
     ticks_recorded: int = 0
+    max_ticks: int | None = None
+    """Ticks after which the recording is full (its maximum duration); None for no limit."""
+
+    @property
+    def recording(self) -> bool:
+        """Whether this tick's mix goes to a recording (one is open and not yet full)."""
+        return self.recording_id is not None and (self.max_ticks is None or self.ticks_recorded < self.max_ticks)
 
     def write_track(self, leg_id: str, samples: npt.NDArray[np.int16]) -> None:
         """A participant's own signal for its track file (opened on its first frame)."""
@@ -145,7 +155,7 @@ class ConferenceMedia:
         if track_id is None:
             assert self.recording_id is not None and self.track_dir is not None
             track_id = self.open_tracks[leg_id] = f"{self.recording_id}/{leg_id}"
-            self.track_started[leg_id] = self.ticks_recorded * 0.02
+            self.track_started[leg_id] = self.ticks_recorded * TICK_SECONDS
             self.recorder.open(track_id, self.track_dir / f"{leg_id}.wav", samples.size * 50)
         self.recorder.write(track_id, samples)
 
@@ -200,6 +210,8 @@ class MediaEngine:
         self.rtp_timeout = rtp_timeout
         self.recording_rate = recording_rate
         self.clock: TickClock | None = None
+        self.on_recording_full: Callable[[str, str], None] | None = None
+        """Told (conference id, recording id) when a recording reaches its maximum duration."""
         self.closed_totals = MediaTotals()
         self.table = StreamTable(capacity=64)
         self.hub = DatagramHub(loop)
@@ -212,7 +224,8 @@ class MediaEngine:
         self._legs: dict[str, MediaLeg] = {}
         self._layouts: dict[int, Layout] | None = None
         self._timer: asyncio.TimerHandle | None = None
-        self._next_housekeeping = 0.0
+        self._housekeeping_due: deque[str] = deque()
+        """Leg ids still to be looked after in the current housekeeping round."""
 
     # -- legs -------------------------------------------------------------------------------------
 
@@ -358,10 +371,12 @@ class MediaEngine:
 
     # -- recordings -------------------------------------------------------------------------------
 
-    def start_recording(self, conference_id: str, recording_id: str, path: Path, *, tracks: bool = False) -> int:
+    def start_recording(self, conference_id: str, recording_id: str, path: Path, *, tracks: bool = False,
+                        max_seconds: float | None = None) -> int:
         """Write the conference's mix to a WAV file from the next tick on; returns the sample rate.
 
-        With `tracks`, each participant's own signal also goes to `<path without .wav>/<leg id>.wav`.
+        With `tracks`, each participant's own signal also goes to `<path without .wav>/<leg id>.wav`. After
+        `max_seconds` of audio nothing more is written and `on_recording_full` is told.
         """
         path.parent.mkdir(parents=True, exist_ok=True)
         self.recorder.open(recording_id, path, self.recording_rate)
@@ -369,6 +384,7 @@ class MediaEngine:
         media.recording_id = recording_id
         media.tracks = tracks
         media.ticks_recorded = 0
+        media.max_ticks = max(1, round(max_seconds / TICK_SECONDS)) if max_seconds is not None else None
         media.finished_tracks = []
         media.track_started = {}
         if tracks:
@@ -418,27 +434,29 @@ class MediaEngine:
                 logger.exception("mixer tick failed")
             self.tick_seconds[self.ticks % LATENESS_WINDOW] = time.perf_counter() - started
             self.ticks += 1
-        now = self.loop.time()
-        if now >= self._next_housekeeping:
-            self._next_housekeeping = now + HOUSEKEEPING_PERIOD
-            self.housekeeping(now)
+        self._housekeep_share(self.loop.time())
         if self._conferences:
             self._timer = self.loop.call_at(self.clock.next_deadline, self._on_timer, self.clock.next_deadline)
 
     def tick(self) -> None:
         """Mix and send one frame for every conference, and record what is being recorded."""
         now = self.loop.time()
+        started = time.perf_counter()
         self.table.ingest()
+        self.mixer.stage_seconds["ingest"] += time.perf_counter() - started
         if self._layouts is None:
             self._layouts = self._build_layouts()
         events: list[tuple[MediaLeg, TalkingChanged]] = []
         for layout in self._layouts.values():
             self.mixer.run(layout, now, events)
         for media in self._conferences.values():
-            if media.recording_id is not None:
+            if media.recording:
+                assert media.recording_id is not None
                 if not media.legs:
                     self.recorder.write(media.recording_id, np.zeros(self.recording_rate // 50, dtype=np.int16))
                 media.ticks_recorded += 1
+                if not media.recording and self.on_recording_full is not None:
+                    self.loop.call_soon(self.on_recording_full, media.conference_id, media.recording_id)
         for leg, event in events:
             leg.talking = event.talking
             if leg.on_event is not None:
@@ -463,10 +481,24 @@ class MediaEngine:
 
     # -- housekeeping -----------------------------------------------------------------------------
 
+    def _housekeep_share(self, now: float) -> None:
+        """This tick's share of a housekeeping round: every leg is looked after once per `HOUSEKEEPING_PERIOD`,
+        a slice per tick, so no single tick pays for all of them."""
+        due = self._housekeeping_due
+        if not due:
+            due.extend(self._legs)
+        share = math.ceil(len(self._legs) * self.tick_period / HOUSEKEEPING_PERIOD)
+        legs = [leg for leg in (self._legs.get(due.popleft()) for _ in range(min(share, len(due)))) if leg is not None]
+        self._housekeep(legs, now)
+
     def housekeeping(self, now: float) -> None:
+        """Look after every leg now (see `_housekeep`)."""
+        self._housekeep(list(self._legs.values()), now)
+
+    def _housekeep(self, legs: list[MediaLeg], now: float) -> None:
         """What each session has due: RTCP reports, DTMF whose end was lost, inactivity; Opus adapts its FEC."""
         wallclock = time.time()
-        for leg in list(self._legs.values()):
+        for leg in legs:
             try:
                 events = leg.session.handle_timer(now, wallclock)
                 leg.flush()

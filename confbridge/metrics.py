@@ -102,6 +102,11 @@ class MediaCollector(Collector):
         for quantile, key in (("0.5", "tick_p50"), ("0.99", "tick_p99")):
             compute.add_metric([quantile], recent[key])
         yield compute
+        stages = CounterMetricFamily("confbridge_mixer_stage_seconds", "Time spent in each stage of the tick",
+                                     labels=["stage"])
+        for stage, seconds in media.mixer.stage_seconds.items():
+            stages.add_metric([stage], seconds)
+        yield stages
 
 
 def build_registry(media: MediaEngine) -> CollectorRegistry:

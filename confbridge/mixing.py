@@ -25,6 +25,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from time import perf_counter
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -35,8 +36,10 @@ from mixer.mixdown import conference_totals
 from mixer.resample import BatchResampler
 from mixer.talk import TalkDetector
 from rtp.codecs import FrameEncoder, G711Codec, G722Codec
-from rtp.g711 import DECODE_TABLES, ENCODE_TABLES
+from rtp.g711 import ALAW_TO_LINEAR, ENCODE_TABLES, ULAW_TO_LINEAR
+from rtp.packet import Address
 from rtp.playout import SILENT_AFTER
+from rtp.session import RtpSession
 from rtp.stream_table import HEADER_DTYPE, StreamTable
 
 if TYPE_CHECKING:
@@ -47,8 +50,11 @@ if TYPE_CHECKING:
 Frames = npt.NDArray[np.float32]
 Pcm = npt.NDArray[np.int16]
 Rows = npt.NDArray[np.intp]
+Codes = npt.NDArray[np.uint8]
 
 G711_FRAME = 160
+STAGES = ("ingest", "playout", "decode", "mix", "encode", "send", "record")
+"""The stages of a tick, as `Mixer.stage_seconds` counts them."""
 _G711_PACKET = np.dtype([("header", HEADER_DTYPE), ("payload", np.uint8, (G711_FRAME,))])
 
 
@@ -76,7 +82,10 @@ class Layout:
     starts: Rows
     conference_of_row: Rows
     g711: Rows
-    g711_law: Rows
+    """Rows of G.711 participants, μ-law ones first."""
+    ulaw_count: int
+    law_of_row: Rows
+    """Each row's G.711 law (0 μ-law, 1 A-law; -1 for other codecs)."""
     g722: Rows
     opus: Rows
     native: npt.NDArray[np.int64]
@@ -89,10 +98,13 @@ class Layout:
     """Each row's socket `sendto`."""
     plain: list[bool]
     """Whether each row's packets go out as they are (no SRTP)."""
+    sessions: list[RtpSession]
+    all_plain: bool = field(init=False)
     byte_stream: Rows = field(init=False)
 
     def __post_init__(self) -> None:
         self.byte_stream = np.concatenate([self.g711, self.g722])
+        self.all_plain = all(self.plain)
 
     @property
     def frame(self) -> int:
@@ -109,7 +121,7 @@ class Layout:
             legs.extend(media.legs.values())
         codecs = [leg.codec for leg in legs]
         laws = {row: codec.law for row, codec in enumerate(codecs) if isinstance(codec, G711Codec)}
-        g711 = list(laws)
+        g711 = sorted(laws, key=laws.__getitem__)
         heard = np.array([leg.mixing and not leg.muted and not leg.held for leg in legs], dtype=np.bool_)
         return cls(
             rate=rate,
@@ -119,7 +131,8 @@ class Layout:
             starts=np.asarray(starts, dtype=np.intp),
             conference_of_row=np.repeat(np.arange(len(starts)), np.diff([*starts, len(legs)])).astype(np.intp),
             g711=_rows(g711),
-            g711_law=np.array(list(laws.values()), dtype=np.intp),
+            ulaw_count=sum(1 for law in laws.values() if law == 0),
+            law_of_row=np.array([laws.get(row, -1) for row in range(len(legs))], dtype=np.intp),
             g722=_rows([row for row, codec in enumerate(codecs) if isinstance(codec, G722Codec)]),
             opus=_rows([row for row, codec in enumerate(codecs) if not codec.byte_stream]),
             native=np.array([codec.sample_rate for codec in codecs], dtype=np.int64),
@@ -131,6 +144,7 @@ class Layout:
             idle_slots=np.array([leg.slot for leg in legs if not leg.sending], dtype=np.intp),
             senders=[leg.socket.sock.sendto for leg in legs],
             plain=[leg.session.params.srtp is None for leg in legs],
+            sessions=[leg.session for leg in legs],
         )
 
 
@@ -166,6 +180,8 @@ class Mixer:
         self.lost_ticks = np.full(capacity, SILENT_AFTER, dtype=np.int64)
         self.g711_history = np.zeros((capacity, 2 * G711_FRAME), dtype=np.int16)
         self.shared = np.zeros(capacity, dtype=np.bool_)
+        self.stage_seconds: dict[str, float] = dict.fromkeys(STAGES, 0.0)
+        """Seconds spent in each stage of the tick, summed over every tick so far."""
 
     # -- per-slot state ---------------------------------------------------------------------------
 
@@ -228,8 +244,45 @@ class Mixer:
     # -- the tick ---------------------------------------------------------------------------------
 
     def run(self, layout: Layout, now: float, events: list[tuple[MediaLeg, TalkingChanged]]) -> None:
-        """One tick of every conference in `layout`; talk changes are appended to `events`."""
-        frames = self._receive(layout)
+        """One tick of every conference in `layout`; talk changes are appended to `events`.
+
+        The time each stage takes is added to `stage_seconds`.
+        """
+        seconds = self.stage_seconds
+        started_at = perf_counter()
+        codes, got, lost = self._playout(layout)
+        playout_done = perf_counter()
+        frames = self._decode(layout, codes, got, lost)
+        decode_done = perf_counter()
+        totals = self._mix(layout, frames, events)
+        mix_done = perf_counter()
+        if layout.sending.size:
+            g711_rows, g711_payload, payloads = self._encode_outputs(layout, frames, totals)
+            encode_done = perf_counter()
+            self._transmit(layout, g711_rows, g711_payload, payloads, now)
+        else:
+            encode_done = perf_counter()
+        if layout.idle_slots.size:
+            self.table.skip(layout.idle_slots)
+        send_done = perf_counter()
+        self._record(layout, frames, totals)
+        seconds["playout"] += playout_done - started_at
+        seconds["decode"] += decode_done - playout_done
+        seconds["mix"] += mix_done - decode_done
+        seconds["encode"] += encode_done - mix_done
+        seconds["send"] += send_done - encode_done
+        seconds["record"] += perf_counter() - send_done
+
+    def _playout(self, layout: Layout) -> tuple[Codes, npt.NDArray[np.bool_], npt.NDArray[np.int64]]:
+        """The byte-stream rows' next 20 ms from the jitter buffers: (codes, which arrived, ticks lost before)."""
+        slots = layout.slots[layout.byte_stream]
+        codes, got = self.table.pop(slots)
+        lost = self.lost_ticks[slots]
+        self.lost_ticks[slots] = np.where(got, 0, np.minimum(lost + 1, SILENT_AFTER + 1))
+        return codes, got, lost
+
+    def _mix(self, layout: Layout, frames: Frames, events: list[tuple[MediaLeg, TalkingChanged]]) -> Frames:
+        """Input gains (mute and hold are a gain of 0), talk detection, the noise gate; each conference's total."""
         slots = layout.slots
         frames *= layout.gain_in[:, None]
         started, stopped = self.talk.update(slots, frames)
@@ -239,24 +292,20 @@ class Mixer:
             events.extend((layout.legs[by_slot[int(slot)]], TalkingChanged(False)) for slot in stopped)
         if self.noise_gate:
             frames[~self.talk.talking[slots]] = 0.0
-        totals = conference_totals(frames, layout.starts)
-        if layout.sending.size:
-            self._send(layout, frames, totals, now)
-        if layout.idle_slots.size:
-            self.table.skip(layout.idle_slots)
-        self._record(layout, frames, totals)
+        return conference_totals(frames, layout.starts)
 
-    def _receive(self, layout: Layout) -> Frames:
+    def _decode(self, layout: Layout, codes: Codes, got: npt.NDArray[np.bool_], lost: npt.NDArray[np.int64]) -> Frames:
         """Every participant's next 20 ms at the mixing rate (zero rows for silence)."""
-        table = self.table
         legs, slots = layout.legs, layout.slots
-        codes, got = table.pop(slots[layout.byte_stream])
-        lost = self.lost_ticks[slots[layout.byte_stream]]
-        self.lost_ticks[slots[layout.byte_stream]] = np.where(got, 0, np.minimum(lost + 1, SILENT_AFTER + 1))
         native: dict[int, tuple[list[Rows], list[Pcm]]] = {}
         count = layout.g711.size
         if count:
-            pcm = DECODE_TABLES[layout.g711_law[:, None], codes[:count]]
+            pcm = np.empty((count, G711_FRAME), dtype=np.int16)
+            ulaw = layout.ulaw_count
+            if ulaw:
+                np.take(ULAW_TO_LINEAR, codes[:ulaw], out=pcm[:ulaw])
+            if ulaw < count:
+                np.take(ALAW_TO_LINEAR, codes[ulaw:count], out=pcm[ulaw:])
             arrived, was_lost = got[:count], lost[:count]
             for index in np.flatnonzero(arrived & (was_lost > 0)):
                 playout = legs[layout.g711[index]].playout
@@ -303,8 +352,10 @@ class Mixer:
             frames[rows] = audio
         return frames
 
-    def _send(self, layout: Layout, frames: Frames, totals: Frames, now: float) -> None:
-        """Each sending participant's mix, shared where it can be, encoded and sent."""
+    def _encode_outputs(self, layout: Layout, frames: Frames,
+                        totals: Frames) -> tuple[Rows, npt.NDArray[np.uint8] | None, dict[int, bytes]]:
+        """Each sending participant's mix, shared where it can be, limited and encoded: (G.711 rows, their payloads,
+        the payloads of other rows)."""
         contributes = frames.any(axis=1)
         unity = layout.gain_out == 1.0
         sending = layout.sending
@@ -316,13 +367,11 @@ class Mixer:
             rows = sending[layout.native[sending] == rate]
             outputs = self._outputs(layout, int(rate), rows, frames, totals, share_row[rows])
             if rate == 8000:
-                laws = layout.g711_law[np.searchsorted(layout.g711, rows)]
-                encoded = ENCODE_TABLES[:, outputs.pcm.view(np.uint16)]  # both laws of every distinct output
-                g711_payload = encoded[laws, outputs.index]
+                g711_payload = self._encode_g711(layout.law_of_row[rows], outputs)
                 g711_rows = rows
             else:
                 self._encode(layout, rows, outputs, payloads)
-        self._transmit(layout, g711_rows, g711_payload, payloads, now)
+        return g711_rows, g711_payload, payloads
 
     def _outputs(self, layout: Layout, rate: int, rows: Rows, frames: Frames, totals: Frames,
                  share: npt.NDArray[np.bool_]) -> _Outputs:
@@ -362,6 +411,19 @@ class Mixer:
         index[np.flatnonzero(deaf)] = own.size + len(keys)
         return _Outputs(rows, pcm, index, [(key, own.size + i) for i, key in enumerate(keys)])
 
+    @staticmethod
+    def _encode_g711(laws: Rows, outputs: _Outputs) -> npt.NDArray[np.uint8]:
+        """Each sending row's G.711 payload: every distinct output encoded once in each law that needs it."""
+        samples = outputs.pcm.view(np.uint16)
+        if (laws == laws[0]).all():
+            return np.take(ENCODE_TABLES[laws[0]], samples)[outputs.index]
+        payload = np.empty((laws.size, G711_FRAME), dtype=np.uint8)
+        for law in (0, 1):
+            chosen = laws == law
+            needed, index = np.unique(outputs.index[chosen], return_inverse=True)
+            payload[chosen] = np.take(ENCODE_TABLES[law], samples[needed])[index]
+        return payload
+
     def _encode(self, layout: Layout, rows: Rows, outputs: _Outputs, payloads: dict[int, bytes]) -> None:
         """Stateful codecs: each talker with its own encoder, each shared output once with its group's."""
         shared_payloads: dict[int, bytes] = {}
@@ -382,52 +444,63 @@ class Mixer:
 
     def _transmit(self, layout: Layout, g711_rows: Rows, g711_payload: npt.NDArray[np.uint8] | None,
                   payloads: dict[int, bytes], now: float) -> None:
-        """Stamp every packet in one call, build plain G.711 packets as one byte string, send each."""
-        legs, table = layout.legs, self.table
+        """Stamp every packet in one call, build G.711 packets as one byte string, send each."""
+        sessions = layout.sessions
         if g711_payload is not None and g711_rows.size:
             rows = g711_rows.tolist()
-            remotes = [legs[row].session.remote for row in rows]
-            ready = np.fromiter((remote is not None for remote in remotes), dtype=np.bool_, count=len(rows))
-            if not ready.all():
-                table.skip(layout.slots[g711_rows[~ready]])
+            remotes = [sessions[row].remote for row in rows]
+            if None in remotes:  # nowhere to send yet (an address still being learnt): time moves on
+                ready = np.array([remote is not None for remote in remotes], dtype=np.bool_)
+                self.table.skip(layout.slots[g711_rows[~ready]])
                 g711_rows, g711_payload = g711_rows[ready], g711_payload[ready]
                 rows = g711_rows.tolist()
                 remotes = [remote for remote in remotes if remote is not None]
-            headers = table.stamp_headers(layout.slots[g711_rows], np.full(len(rows), G711_FRAME, np.int64), now)
+            headers = self.table.stamp_headers(layout.slots[g711_rows], np.full(len(rows), G711_FRAME, np.int64),
+                                               now)
             packets = np.empty(len(rows), dtype=_G711_PACKET)
             packets["header"] = headers
             packets["payload"] = g711_payload
             wire = packets.tobytes()
             size = _G711_PACKET.itemsize
-            senders, plain = layout.senders, layout.plain
-            for position, row in enumerate(rows):
-                packet: bytes | None = wire[position * size : (position + 1) * size]
-                if not plain[row]:
-                    packet = legs[row].session.finish_packet(packet)
-                    if packet is None:
-                        continue
-                try:
-                    senders[row](packet, remotes[position])
-                except OSError:
-                    legs[row].socket.send_failures += 1
+            self._send_all(layout, rows, [wire[start : start + size] for start in range(0, len(wire), size)],
+                           remotes)
         if payloads:
             ordered = list(payloads)
-            remotes = [legs[row].session.remote for row in ordered]
-            silent = [row for row, remote in zip(ordered, remotes, strict=True) if remote is None]
-            if silent:
-                table.skip(layout.slots[silent])
-            chosen = [(row, remote) for row, remote in zip(ordered, remotes, strict=True) if remote is not None]
-            sizes = np.array([len(payloads[row]) for row, _ in chosen], dtype=np.int64)
-            headers = table.stamp_headers(layout.slots[[row for row, _ in chosen]], sizes, now)
-            for header, (row, remote) in zip(headers, chosen, strict=True):
-                leg = legs[row]
-                finished = leg.session.finish_packet(header.tobytes() + payloads[row])
-                if finished is not None:
-                    leg.socket.sendto(finished, remote)
+            remotes = [sessions[row].remote for row in ordered]
+            if None in remotes:
+                self.table.skip(layout.slots[[row for row, remote in zip(ordered, remotes, strict=True)
+                                              if remote is None]])
+                ordered = [row for row, remote in zip(ordered, remotes, strict=True) if remote is not None]
+                remotes = [remote for remote in remotes if remote is not None]
+            sizes = np.array([len(payloads[row]) for row in ordered], dtype=np.int64)
+            headers = self.table.stamp_headers(layout.slots[ordered], sizes, now)
+            self._send_all(layout, ordered, [header.tobytes() + payloads[row]
+                                             for header, row in zip(headers, ordered, strict=True)], remotes)
+
+    @staticmethod
+    def _send_all(layout: Layout, rows: list[int], packets: list[bytes], remotes: list[Address]) -> None:
+        """Send each row's stamped packet (SRTP-protected where the stream is) from the row's own socket."""
+        senders = layout.senders
+        if layout.all_plain:
+            for row, packet, remote in zip(rows, packets, remotes, strict=True):
+                try:
+                    senders[row](packet, remote)
+                except OSError:
+                    layout.legs[row].socket.send_failures += 1
+            return
+        plain, sessions = layout.plain, layout.sessions
+        for row, packet, remote in zip(rows, packets, remotes, strict=True):
+            wire = packet if plain[row] else sessions[row].finish_packet(packet)
+            if wire is None:
+                continue
+            try:
+                senders[row](wire, remote)
+            except OSError:
+                layout.legs[row].socket.send_failures += 1
 
     def _record(self, layout: Layout, frames: Frames, totals: Frames) -> None:
         """Hand each recording conference's total (and its participants' tracks) to the recorder."""
-        recording = [index for index, media in enumerate(layout.conferences) if media.recording_id is not None]
+        recording = [index for index, media in enumerate(layout.conferences) if media.recording]
         if not recording:
             return
         mixes = totals[recording]

@@ -177,6 +177,9 @@ class Recording(Resource):
     sample_rate: int = 8000
     duration: float = 0.0
     error: str = ""
+    tracks: list[dict[str, Any]] = field(default_factory=list)
+    """Per-participant track files beside the mix (recording_start with "tracks": true), listed when it ends:
+    conferencecall_id, call_id, filename, offset and duration in seconds (and an error, if one was lost)."""
     tm_start: str = NEVER
     tm_end: str = NEVER
     tm_create: str = field(default_factory=now_timestamp)

@@ -100,7 +100,7 @@ async def json_object(request: web.Request) -> dict[str, Any]:
     return body
 
 
-_TYPE_NAMES = {str: "a string", int: "an integer", dict: "an object", list: "an array"}
+_TYPE_NAMES = {str: "a string", int: "an integer", bool: "true or false", dict: "an object", list: "an array"}
 
 
 def field_of(body: dict[str, Any], name: str, kind: type, default: Any) -> Any:
@@ -175,7 +175,8 @@ async def recording_start(request: web.Request) -> web.Response:
     body = await json_object(request)
     if field_of(body, "format", str, "wav") != "wav":
         raise InvalidRequest("format must be wav")
-    return ok(request.app[SERVICE].start_recording(request[CUSTOMER], resource_id(request)).to_json())
+    tracks = field_of(body, "tracks", bool, False)
+    return ok(request.app[SERVICE].start_recording(request[CUSTOMER], resource_id(request), tracks=tracks).to_json())
 
 
 async def recording_stop(request: web.Request) -> web.Response:
@@ -296,6 +297,17 @@ async def get_recording_file(request: web.Request) -> web.StreamResponse:
                                            "Content-Disposition": f'attachment; filename="{recording.filename}"'})
 
 
+async def get_track_file(request: web.Request) -> web.StreamResponse:
+    service = request.app[SERVICE]
+    recording = service.get_recording(request[CUSTOMER], resource_id(request))
+    participant = valid_uuid(request.match_info["conferencecall_id"], "conferencecall_id")
+    path = service.track_path(recording, participant)
+    if not path.is_file():
+        raise NotFound(f"recording {recording.id} has no track file for {participant}")
+    return web.FileResponse(path, headers={"Content-Type": "audio/wav",
+                                           "Content-Disposition": f'attachment; filename="{participant}.wav"'})
+
+
 async def get_metrics(request: web.Request) -> web.Response:
     """Prometheus metrics (outside /v1.0 and without a token, as scrapers expect; bind HTTP accordingly)."""
     registry = request.app[METRICS]
@@ -341,4 +353,5 @@ def build_app(service: ConferenceService, store: Store, telephony: Telephony) ->
     app.router.add_get(f"{p}/recordings", list_recordings)
     app.router.add_get(f"{p}/recordings/{{id}}", get_recording)
     app.router.add_get(f"{p}/recordingfiles/{{id}}", get_recording_file)
+    app.router.add_get(f"{p}/recordingfiles/{{id}}/tracks/{{conferencecall_id}}", get_track_file)
     return app

@@ -81,7 +81,8 @@ class Server:
         self.store = store = Store(data_dir / "confbridge.sqlite3")
         self.customer_id = self._default_customer(store)
         self.token = self._default_token(store, data_dir)
-        self.service = service = ConferenceService(store, self.events, recordings_dir)
+        self.service = service = ConferenceService(store, self.events, recordings_dir,
+                                                   recording_max_seconds=config.recording_max_duration)
         service.recover()
 
         def recording_failed(recording_id: str, error: str) -> None:  # runs on the recorder thread
@@ -90,7 +91,9 @@ class Server:
         self._recorder = RecorderWorker(on_error=recording_failed)
         self.media = media = MediaEngine(host=config.bind, ports=PortAllocator(*config.rtp_ports),
                                          recorder=self._recorder, loop=loop, tick_period=config.tick_period,
-                                         rtp_timeout=config.rtp_timeout, recording_rate=config.recording_rate)
+                                         rtp_timeout=config.rtp_timeout, recording_rate=config.recording_rate,
+                                         noise_gate=config.noise_gate)
+        media.on_recording_full = service.recording_full
         guard = ScannerGuard(threshold=config.scanner_threshold, window=config.scanner_window,
                              block_for=config.scanner_block)
         ua = UserAgent(host=config.advertised_address, port=config.sip_port, tcp_port=config.sip_port,

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from recorder.wav import repair_header
-from recorder.worker import RecordingResult
+from recorder.worker import RecordingResult, TrackResult
 
 from .errors import Conflict, InvalidRequest, NotFound
 from .events import EventBus
@@ -43,6 +43,8 @@ logger = logging.getLogger(__name__)
 
 ACTIVE_PARTICIPANT = (ConferencecallStatus.JOINING, ConferencecallStatus.JOINED, ConferencecallStatus.LEAVING)
 KICKABLE = (ConferencecallStatus.JOINING, ConferencecallStatus.JOINED)
+RECORDING_MAX_SECONDS = 24 * 3600.0
+"""A recording ends by itself after this much audio (the API's 24 h cap)."""
 
 
 class CallControl(Protocol):
@@ -67,8 +69,10 @@ class CallControl(Protocol):
 class RecordingControl(Protocol):
     """What the service needs from the media side."""
 
-    def start_recording(self, conference_id: str, recording_id: str, path: Path) -> int:
-        """Start writing the conference's mix to `path`; returns the sample rate."""
+    def start_recording(self, conference_id: str, recording_id: str, path: Path, *, tracks: bool = False,
+                        max_seconds: float | None = None) -> int:
+        """Start writing the conference's mix to `path` (and each participant's own track, with `tracks`), at most
+        `max_seconds` of it; returns the sample rate."""
 
     def stop_recording(self, conference_id: str) -> Future[RecordingResult]:
         """Stop the conference's recording; the future resolves when the file is complete."""
@@ -89,10 +93,12 @@ class Page:
 class ConferenceService:
     """Conferences and everything in them, for every customer."""
 
-    def __init__(self, store: Store, events: EventBus, recordings_dir: Path) -> None:
+    def __init__(self, store: Store, events: EventBus, recordings_dir: Path, *,
+                 recording_max_seconds: float = RECORDING_MAX_SECONDS) -> None:
         self.store = store
         self.events = events
         self.recordings_dir = recordings_dir
+        self.recording_max_seconds = recording_max_seconds
         self.calls: CallControl | None = None
         self.media: RecordingControl | None = None
         self._recordings_done: dict[str, asyncio.Future[Recording]] = {}
@@ -433,8 +439,9 @@ class ConferenceService:
 
     # -- recordings -------------------------------------------------------------------------------
 
-    def start_recording(self, customer_id: str | None, conference_id: str) -> Conference:
-        """Start recording the conference's mix (only while progressing, one at a time)."""
+    def start_recording(self, customer_id: str | None, conference_id: str, *, tracks: bool = False) -> Conference:
+        """Start recording the conference's mix (only while progressing, one at a time), with `tracks` also each
+        participant's own audio; it ends by itself after `recording_max_seconds`."""
         conference = self.get_conference(customer_id, conference_id)
         if conference.status is not ConferenceStatus.PROGRESSING:
             raise InvalidRequest(f"conference {conference_id} is {conference.status}; "
@@ -447,7 +454,8 @@ class ConferenceService:
                               tm_start=now_timestamp())
         recording.filename = f"{recording.id}.wav"
         recording.sample_rate = self.media.start_recording(conference.id, recording.id,
-                                                           self.recordings_dir / recording.filename)
+                                                           self.recordings_dir / recording.filename, tracks=tracks,
+                                                           max_seconds=self.recording_max_seconds)
         self._save(recording, "recording_started")
         conference.recording_id = recording.id
         conference.recording_ids.append(recording.id)
@@ -485,6 +493,7 @@ class ConferenceService:
         recording = self._get(Recording, recording_id, None)
         recording.duration = round(result.duration, 3)
         recording.error = result.error or recording.error
+        recording.tracks = [self._track_entry(recording, track, result.sample_rate) for track in result.tracks]
         recording.tm_end = now_timestamp()
         if recording.status is not RecordingStatus.ENDED:
             self._set_status(recording, RecordingStatus.ENDED, "recording_finished")
@@ -494,15 +503,36 @@ class ConferenceService:
         if done is not None and not done.done():
             done.set_result(recording)
 
+    def _track_entry(self, recording: Recording, track: TrackResult, sample_rate: int) -> dict[str, Any]:
+        call = self.store.get(Call, track.name)
+        entry: dict[str, Any] = {
+            "conferencecall_id": call.conferencecall_id if call is not None else NIL_UUID, "call_id": track.name,
+            "filename": str(track.path.relative_to(self.recordings_dir)), "offset": round(track.offset, 3),
+            "duration": round(track.frames / sample_rate, 3)}
+        if track.error:
+            entry["error"] = track.error
+        return entry
+
     def recording_failed(self, recording_id: str, error: str) -> None:
-        """The recorder could not write (a full disk, say): the recording ends, the conference goes on."""
+        """The recorder could not write (a full disk, say): `recording_failed` is published and the recording ends
+        with what was written; the conference goes on. A track that fails only marks its own entry."""
         recording = self.store.get(Recording, recording_id)
-        if recording is None:
+        if recording is None or recording.status is RecordingStatus.ENDED or recording.error:
             return
         recording.error = error
-        self.store.save(recording)
+        self._save(recording, "recording_failed")
+        logger.error("recording %s failed: %s", recording_id, error)
         for conference in self.store.find(Conference, recording_id=recording_id):
             self._end_recording(conference)
+
+    def recording_full(self, conference_id: str, recording_id: str) -> None:
+        """A recording reached its maximum duration: it ends cleanly and the conference's `recording_id` clears."""
+        conference = self.store.get(Conference, conference_id)
+        if conference is None or conference.recording_id != recording_id:
+            return
+        logger.info("conference %s: recording %s reached its maximum of %g s", conference_id, recording_id,
+                    self.recording_max_seconds)
+        self._end_recording(conference)
 
     def get_recording(self, customer_id: str | None, recording_id: str) -> Recording:
         """A recording's metadata."""
@@ -511,6 +541,25 @@ class ConferenceService:
     def list_recordings(self, customer_id: str, page_size: int = 100, page_token: str | None = None) -> Page:
         """A page of the customer's recordings, newest first."""
         return self._page(Recording, customer_id, page_size, page_token)
+
+    def _recover_tracks(self, recording: Recording) -> list[dict[str, Any]]:
+        """The track files a recording cut off by a crash left behind, repaired (their offsets are lost: 0)."""
+        tracks = []
+        for path in sorted(self.recording_path(recording).with_suffix("").glob("*.wav")):
+            try:
+                frames, error = repair_header(path), None
+            except (OSError, ValueError) as exc:
+                frames, error = 0, f"recovery: {exc}"
+            tracks.append(self._track_entry(recording, TrackResult(path.stem, path, 0.0, frames, error),
+                                            recording.sample_rate))
+        return tracks
+
+    def track_path(self, recording: Recording, conferencecall_id: str) -> Path:
+        """Where a participant's track of a recording is; NotFound if the recording has none for it."""
+        for track in recording.tracks:
+            if track.get("conferencecall_id") == conferencecall_id:
+                return self.recordings_dir / str(track["filename"])
+        raise NotFound(f"recording {recording.id} has no track of conferencecall {conferencecall_id}")
 
     def recording_path(self, recording: Recording) -> Path:
         """Where a recording's file is."""
@@ -536,6 +585,7 @@ class ConferenceService:
                     recording.duration = round(frames / recording.sample_rate, 3)
                 except (OSError, ValueError) as exc:
                     recording.error = f"recovery: {exc}"
+                recording.tracks = self._recover_tracks(recording)
                 recording.status, recording.tm_end = RecordingStatus.ENDED, now_timestamp()
                 self._save(recording, None)
         for conference in self.store.find(Conference):

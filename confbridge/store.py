@@ -170,6 +170,8 @@ def _from_column(hint: Any, value: Any) -> Any:
         return json.loads(value) if value is not None else origin()
     if isinstance(origin, type) and issubclass(origin, enum.Enum):
         return origin(value)
+    if origin is bool:
+        return bool(value)
     if value is None:
         return {int: 0, float: 0.0, str: ""}.get(origin)
     return value

@@ -1,9 +1,10 @@
 """The one limiter at the end of the mixing chain: a memoryless soft knee, so nothing wraps and nothing
 depends on the order in which signals were added.
 
-Below the knee (-2.5 dBFS) samples pass unchanged; above it they are bent smoothly (a tanh curve whose slope
-is 1 at the knee) towards full scale, which they never reach. Being memoryless it has no attack or release to
-pump, and a quiet mix is bit-for-bit untouched. Only rows that reach the knee are worked on.
+Below the knee (-2.5 dBFS) samples pass unchanged; above it they are bent smoothly towards full scale, which
+they never pass: with u the excess over the knee in units of the headroom, the output is knee + headroom·u/(1+u),
+whose slope is 1 at the knee (no corner) and falls as the input grows (no wrap-around, no flat clip). Being
+memoryless it has no attack or release to pump, and a quiet mix is bit-for-bit untouched.
 """
 
 from __future__ import annotations
@@ -20,16 +21,21 @@ _SPAN = CEILING - KNEE
 
 
 def soft_limit(mix: Frames) -> Frames:
-    """`mix` (2-D: rows of float samples on the 16-bit scale) limited in place; returns it."""
+    """`mix` (2-D: rows of float samples on the 16-bit scale) limited in place; returns it.
+
+    Only rows that reach the knee are computed; within them every sample goes through the same expression, which
+    gives back exactly the samples below the knee.
+    """
     if mix.size == 0:
         return mix
-    hot = np.flatnonzero(np.abs(mix).max(axis=1) > KNEE)
+    peaks = np.maximum(mix.max(axis=1), -mix.min(axis=1))
+    hot = np.flatnonzero(peaks > KNEE)
     if hot.size == 0:
         return mix
     rows = mix[hot]
     magnitude = np.abs(rows)
-    bent = KNEE + _SPAN * np.tanh((magnitude - KNEE) / _SPAN)
-    mix[hot] = np.where(magnitude > KNEE, np.copysign(bent, rows), rows)
+    over = np.maximum(magnitude - KNEE, 0.0) / _SPAN
+    mix[hot] = np.copysign(np.minimum(magnitude, KNEE) + _SPAN * over / (1.0 + over), rows)
     return mix
 
 

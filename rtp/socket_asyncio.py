@@ -20,8 +20,9 @@ from .ports import PortAllocator
 logger = logging.getLogger(__name__)
 
 MAX_DATAGRAM = 2048
-MAX_BATCH = 4096
-"""Datagrams read per wake-up before the event loop gets a turn (the mixer tick must not wait long)."""
+MAX_BATCH = 200
+"""Datagrams read per wake-up before the event loop gets a turn: at a few µs each, a due mixer tick waits at most
+about half a millisecond."""
 
 DatagramHandler = Callable[[bytes, Address, float], object]
 """Called with (data, source, arrival time on the loop's clock); what it returns, unless None, goes to the
@@ -53,7 +54,7 @@ class DatagramHub:
         handled = 0
         handlers = self._handlers
         while handled < MAX_BATCH:
-            events = self._poll.poll(0)
+            events = self._poll.poll(0, MAX_BATCH - handled)
             if not events:
                 return
             now = self.loop.time()

@@ -26,6 +26,8 @@ reads all slots' windows as whole-row copies, without per-sample index arithmeti
 
 from __future__ import annotations
 
+from operator import itemgetter
+
 import numpy as np
 import numpy.typing as npt
 
@@ -301,10 +303,11 @@ class StreamTable:
         if raw:
             # Whole packets with a bare 12-byte header: their fields are read here, for all of them at once.
             n = len(raw)
-            slots[:n] = np.fromiter((entry[0] for entry in raw), dtype=np.intp, count=n)
-            arrival[:n] = np.fromiter((entry[2] for entry in raw), dtype=np.float64, count=n)
-            sizes = np.fromiter((len(entry[1]) for entry in raw), dtype=np.int64, count=n)
-            chunks.append(b"".join(entry[1] for entry in raw))
+            slots[:n] = np.fromiter(map(itemgetter(0), raw), dtype=np.intp, count=n)
+            arrival[:n] = np.fromiter(map(itemgetter(2), raw), dtype=np.float64, count=n)
+            packets = list(map(itemgetter(1), raw))
+            sizes = np.fromiter(map(len, packets), dtype=np.int64, count=n)
+            chunks.append(b"".join(packets))
             head = np.cumsum(sizes) - sizes
             wire = np.frombuffer(chunks[0], dtype=np.uint8)
             marker[:n] = wire[head + 1] >= 0x80
@@ -426,13 +429,24 @@ class StreamTable:
             ws, wext, wlen = ws[live], wext[live], wlen[live]
         else:
             chosen = np.flatnonzero(write)
+        starts = starts[chosen]
+        if wlen.size and (wlen == wlen[0]).all():
+            # One packet size (the usual case): packets that lie within the ring away from its mirrored first frame
+            # are written as whole rows through window views, the others cell by cell below.
+            length = int(wlen[0])
+            offset = wext & _MASK
+            whole = (offset >= FRAME) & (offset + length <= RING)
+            if whole.any():
+                self._write_rows(ws[whole] * _WIDTH + offset[whole], wext[whole], data, starts[whole], length)
+                rest = ~whole
+                ws, wext, wlen, starts = ws[rest], wext[rest], wlen[rest], starts[rest]
         total = int(wlen.sum())
         if total == 0:
             return
         ramp = np.arange(total) - np.repeat(np.cumsum(wlen) - wlen, wlen)
         positions = np.repeat(wext, wlen) + ramp
         cells = np.repeat(ws * _WIDTH, wlen) + (positions & _MASK)
-        data = data[np.repeat(starts[chosen], wlen) + ramp]
+        data = data[np.repeat(starts, wlen) + ramp]
         stamps = (positions & 0xFFFF_FFFF).astype(np.uint32)
         mirrored = (positions & _MASK) < FRAME
         if mirrored.any():
@@ -441,6 +455,17 @@ class StreamTable:
             stamps = np.concatenate([stamps, stamps[mirrored]])
         self.ring.reshape(-1)[cells] = data
         self.stamp.reshape(-1)[cells] = stamps
+
+    def _write_rows(self, cells: I64, ext: I64, data: Codes, starts: I64, length: int) -> None:
+        """Write payloads of `length` bytes (at `data[starts]`) to the ring cells starting at `cells`, whole rows."""
+        flat_ring, flat_stamp = self.ring.reshape(-1), self.stamp.reshape(-1)
+        windows = flat_ring.size - length + 1
+        ring_rows = np.lib.stride_tricks.as_strided(flat_ring, shape=(windows, length), strides=(1, 1))
+        stamp_rows = np.lib.stride_tricks.as_strided(flat_stamp, shape=(windows, length),
+                                                     strides=(flat_stamp.itemsize, flat_stamp.itemsize))
+        payloads = np.lib.stride_tricks.as_strided(data, shape=(data.size - length + 1, length), strides=(1, 1))
+        ring_rows[cells] = payloads[starts]
+        stamp_rows[cells] = (ext & 0xFFFF_FFFF).astype(np.uint32)[:, None] + np.arange(length, dtype=np.uint32)
 
     def _extend(self, s: npt.NDArray[np.intp], timestamp: I64) -> I64:
         """Unwrap 32-bit timestamps against each slot's highest so far."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import socket
 from collections.abc import Iterator
+from concurrent.futures import Future
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +17,7 @@ import numpy.typing as npt
 import pytest
 
 from confbridge.media import MediaEngine, MediaLeg
+from recorder.worker import RecordingResult
 from rtp.codecs import G722, OPUS, PCMA, PCMU, AudioCodec
 from rtp.packet import RtpPacket, parse_rtp
 from rtp.ports import PortAllocator
@@ -42,6 +44,12 @@ class FakeRecorder:
 
     def audio(self, recording_id: str) -> npt.NDArray[np.int16]:
         return np.concatenate(self.samples[recording_id])
+
+    def close(self, recording_id: str) -> Future[RecordingResult]:
+        future: Future[RecordingResult] = Future()
+        frames = sum(chunk.size for chunk in self.samples.get(recording_id, []))
+        future.set_result(RecordingResult(recording_id, Path(recording_id), self.rates.get(recording_id, 0), frames))
+        return future
 
 
 class Stream:

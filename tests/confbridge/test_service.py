@@ -15,7 +15,7 @@ from confbridge.service import ConferenceService
 from confbridge.store import Store
 from confbridge.timestamps import NEVER, NIL_UUID
 from recorder.wav import WavWriter
-from recorder.worker import RecordingResult
+from recorder.worker import RecordingResult, TrackResult
 
 CUSTOMER = "5e4a0680-804e-11ec-8477-2fea5968d85b"
 OTHER = "0f2a5a0c-0000-4000-8000-000000000001"
@@ -50,9 +50,12 @@ class FakeMedia:
     def __init__(self) -> None:
         self.recording: dict[str, tuple[str, Path]] = {}
         self.futures: dict[str, Future[RecordingResult]] = {}
+        self.options: dict[str, tuple[bool, float | None]] = {}
 
-    def start_recording(self, conference_id: str, recording_id: str, path: Path) -> int:
+    def start_recording(self, conference_id: str, recording_id: str, path: Path, *, tracks: bool = False,
+                        max_seconds: float | None = None) -> int:
         self.recording[conference_id] = (recording_id, path)
+        self.options[recording_id] = (tracks, max_seconds)
         return 8000
 
     def stop_recording(self, conference_id: str) -> Future[RecordingResult]:
@@ -294,3 +297,100 @@ def test_media_figures_are_live_while_in_and_final_after_leaving(world: tuple) -
     calls.live[call.id] = {"codec": "stale"}
     stored = service.get_conferencecall(CUSTOMER, participant.id)
     assert stored.status == "leaved" and stored.media == {"codec": "PCMU/8000", "packets_received": 250}
+
+
+def test_a_recording_is_capped_at_24_hours_and_a_full_one_ends_cleanly(world: tuple) -> None:
+    service, _, media, events = world
+
+    async def scenario() -> None:
+        conference = service.create_conference(CUSTOMER)
+        recording_id = service.start_recording(CUSTOMER, conference.id).recording_id
+        assert media.options[recording_id] == (False, 24 * 3600.0)
+        service.recording_full(conference.id, "00000000-0000-4000-8000-000000000000")  # not this one: ignored
+        assert service.get_conference(CUSTOMER, conference.id).recording_id == recording_id
+        service.recording_full(conference.id, recording_id)
+        assert service.get_conference(CUSTOMER, conference.id).recording_id == NIL_UUID
+        await asyncio.sleep(0)
+        recording = service.get_recording(CUSTOMER, recording_id)
+        assert recording.status == "ended" and recording.error == ""
+        again = service.start_recording(CUSTOMER, conference.id)
+        assert again.recording_ids == [recording_id, again.recording_id]
+
+    asyncio.run(scenario())
+    assert "recording_failed" not in [e.type for e in events]
+
+
+def test_a_write_error_ends_the_recording_with_an_event_and_the_conference_goes_on(world: tuple) -> None:
+    service, calls, _, events = world
+
+    async def scenario() -> None:
+        conference = service.create_conference(CUSTOMER)
+        _, participant = join(service, conference)
+        recording_id = service.start_recording(CUSTOMER, conference.id).recording_id
+        service.recording_failed(f"{recording_id}/some-track", "OSError: [Errno 28] No space left on device")
+        assert service.get_conference(CUSTOMER, conference.id).recording_id == recording_id  # a track: not the mix
+        service.recording_failed(recording_id, "OSError: [Errno 28] No space left on device")
+        service.recording_failed(recording_id, "OSError: again")  # reported once
+        await asyncio.sleep(0)
+        after = service.get_conference(CUSTOMER, conference.id)
+        assert after.status == "progressing" and after.recording_id == NIL_UUID
+        assert service.get_conferencecall(CUSTOMER, participant.id).status == "joined"
+        recording = service.get_recording(CUSTOMER, recording_id)
+        assert recording.status == "ended" and "No space left" in recording.error
+
+    asyncio.run(scenario())
+    failed = [e for e in events if e.type == "recording_failed"]
+    assert len(failed) == 1 and "No space left" in failed[0].to_json()["data"]["error"]
+    assert calls.hung_up == []
+
+
+def test_tracks_are_listed_when_the_recording_ends_and_found_by_conferencecall(world: tuple) -> None:
+    service, _, media, _ = world
+
+    async def scenario() -> None:
+        conference = service.create_conference(CUSTOMER)
+        call, participant = join(service, conference)
+        recording_id = service.start_recording(CUSTOMER, conference.id, tracks=True).recording_id
+        assert media.options[recording_id][0] is True
+        track_path = service.recordings_dir / recording_id / f"{call.id}.wav"
+        media.stop_recording = lambda conference_id: _finished(  # type: ignore[method-assign]
+            RecordingResult(recording_id, service.recordings_dir / f"{recording_id}.wav", 8000, 16000,
+                            tracks=(TrackResult(call.id, track_path, 0.5, 4000),)))
+        recording = await asyncio.wait_for(service.stop_recording(CUSTOMER, conference.id)[1], 1)
+        assert recording.tracks == [{"conferencecall_id": participant.id, "call_id": call.id,
+                                     "filename": f"{recording_id}/{call.id}.wav", "offset": 0.5, "duration": 0.5}]
+        stored = service.get_recording(CUSTOMER, recording_id)
+        assert service.track_path(stored, participant.id) == track_path
+        with pytest.raises(NotFound):
+            service.track_path(stored, OTHER)
+
+    asyncio.run(scenario())
+
+
+def _finished(result: RecordingResult) -> Future[RecordingResult]:
+    future: Future[RecordingResult] = Future()
+    future.set_result(result)
+    return future
+
+
+def test_recover_repairs_the_tracks_a_crash_left_behind(world: tuple, tmp_path: Path) -> None:
+    service = world[0]
+
+    async def record() -> tuple[str, str, str]:
+        conference = service.create_conference(CUSTOMER)
+        call, participant = join(service, conference)
+        return service.start_recording(CUSTOMER, conference.id, tracks=True).recording_id, call.id, participant.id
+
+    recording_id, call_id, participant_id = asyncio.run(record())
+    for path, samples in ((service.recordings_dir / f"{recording_id}.wav", 8000),
+                          (service.recordings_dir / recording_id / f"{call_id}.wav", 4000)):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        WavWriter(path, 8000).close()
+        with open(path, "ab") as file:  # nothing flushed into the header before the crash
+            file.write(b"\x01\x00" * samples)
+    restarted = ConferenceService(Store(tmp_path / "db.sqlite3"), EventBus(), tmp_path / "recordings")
+    restarted.recover()
+    recording = restarted.get_recording(CUSTOMER, recording_id)
+    assert recording.duration == 1.0
+    assert recording.tracks == [{"conferencecall_id": participant_id, "call_id": call_id,
+                                 "filename": f"{recording_id}/{call_id}.wav", "offset": 0.0, "duration": 0.5}]

@@ -15,16 +15,28 @@ def tone(frequency: float, seconds: float, rate: int = 8000, amplitude: float = 
     return np.rint(amplitude * np.sin(2 * np.pi * frequency * t)).astype(np.int16)
 
 
-def tone_level_db(signal: npt.NDArray[np.int16], rate: int, frequency: float, width: float = 15.0) -> float:
-    """The share of the signal's energy within +-width Hz of `frequency`, in dB (0 dB = all of it)."""
+def _band_energy(signal: npt.NDArray[np.int16], rate: int, frequency: float, width: float) -> tuple[float, float]:
+    """(energy within +-width Hz of `frequency`, total energy) of the Hann-windowed spectrum."""
     samples = signal.astype(np.float64)
     if samples.size < rate // 10:
         raise ValueError("signal too short to analyse")
     spectrum = np.abs(np.fft.rfft(samples * np.hanning(samples.size))) ** 2
     freqs = np.fft.rfftfreq(samples.size, 1 / rate)
     band = (freqs >= frequency - width) & (freqs <= frequency + width)
-    total = float(spectrum.sum()) + 1e-9
-    return float(10 * np.log10(float(spectrum[band].sum()) / total + 1e-15))
+    return float(spectrum[band].sum()), float(spectrum.sum())
+
+
+def tone_level_db(signal: npt.NDArray[np.int16], rate: int, frequency: float, width: float = 15.0) -> float:
+    """The share of the signal's energy within +-width Hz of `frequency`, in dB (0 dB = all of it)."""
+    band, total = _band_energy(signal, rate, frequency, width)
+    return float(10 * np.log10(band / (total + 1e-9) + 1e-15))
+
+
+def tone_power_db(signal: npt.NDArray[np.int16], rate: int, frequency: float, width: float = 15.0) -> float:
+    """The energy within +-width Hz of `frequency` in dB of an arbitrary reference: differences between signals of
+    the same length are level changes of the tone."""
+    band, _ = _band_energy(signal, rate, frequency, width)
+    return float(10 * np.log10(band + 1e-9))
 
 
 def has_tone(signal: npt.NDArray[np.int16], rate: int, frequency: float) -> bool:
