@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
-from .wav import WavWriter
+from .wav import WavWriter, repair_header
 
 logger = logging.getLogger(__name__)
 
@@ -54,7 +54,7 @@ class RecordingResult:
 
 
 class _Open:
-    __slots__ = ("error", "path", "sample_rate", "unflushed", "writer")
+    __slots__ = ("error", "frames_on_disk", "path", "sample_rate", "unflushed", "writer")
 
     def __init__(self, path: Path, sample_rate: int) -> None:
         self.path = path
@@ -62,15 +62,19 @@ class _Open:
         self.writer: WavWriter | None = None
         self.unflushed = 0
         self.error: str | None = None
+        self.frames_on_disk = 0
+        """After a failure: the samples that did reach the disk (the header is made to cover them)."""
 
 
 _STOP = object()
+FLUSH_INTERVAL = 0.5
+"""Seconds of audio between header updates (with fsync): a crash loses at most this much, well under a second."""
 
 
 class RecorderWorker:
     """Owns every open recording file; all methods are safe to call from the event loop."""
 
-    def __init__(self, flush_interval: float = 1.0,
+    def __init__(self, flush_interval: float = FLUSH_INTERVAL,
                  on_error: Callable[[str, str], None] | None = None) -> None:
         self.flush_interval = flush_interval
         self.on_error = on_error
@@ -145,6 +149,10 @@ class RecorderWorker:
         if entry.writer is not None:
             with contextlib.suppress(OSError):
                 entry.writer.close()
+            try:  # rewriting the header needs no new space, so even a full disk keeps a playable file
+                entry.frames_on_disk = repair_header(entry.path)
+            except (OSError, ValueError) as repair_error:
+                logger.error("recording %s: could not repair %s: %s", recording_id, entry.path, repair_error)
         if self.on_error is not None:
             self.on_error(recording_id, entry.error)
 
@@ -152,12 +160,10 @@ class RecorderWorker:
         entry = self._open.pop(recording_id, None)
         if entry is None:
             return RecordingResult(recording_id, Path(), 0, 0, "not open")
-        frames = 0
-        if entry.writer is not None:
-            frames = entry.writer.frames_written
-            if not entry.error:
-                try:
-                    entry.writer.close()
-                except OSError as exc:
-                    self._fail(recording_id, entry, exc)
-        return RecordingResult(recording_id, entry.path, entry.sample_rate, frames, entry.error)
+        if entry.writer is not None and not entry.error:
+            try:
+                entry.writer.close()
+                entry.frames_on_disk = entry.writer.frames_written
+            except OSError as exc:
+                self._fail(recording_id, entry, exc)
+        return RecordingResult(recording_id, entry.path, entry.sample_rate, entry.frames_on_disk, entry.error)

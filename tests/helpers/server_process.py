@@ -58,19 +58,22 @@ class RunningServer:
 
 
 def start_server(data_dir: Path, *, token: str | None = "test-token", extra_args: list[str] | None = None,
-                 sip_port: int | None = None, http_port: int | None = None) -> RunningServer:
+                 sip_port: int | None = None, http_port: int | None = None,
+                 wrapper: list[str] | None = None) -> RunningServer:
     """Start `python -m confbridge serve` and wait until it reports its addresses.
 
     With `token=None` no --token is passed: the server generates or reuses its own, read from its output.
+    `wrapper` goes before the command (it must exec it, so the child is the server itself).
     """
     sip_port = sip_port or free_sip_port()
     http_port = http_port or free_port(socket.SOCK_STREAM)
     rtp_low, rtp_high = free_rtp_range()
     data_dir.mkdir(parents=True, exist_ok=True)
     log_path = data_dir / f"server-{sip_port}.log"
-    args = [sys.executable, "-m", "confbridge", "serve", "--bind", LOOPBACK, "--sip-port", str(sip_port),
-            "--http-port", str(http_port), "--rtp-ports", f"{rtp_low}-{rtp_high}", "--data-dir", str(data_dir),
-            *(["--token", token] if token is not None else []), "--log-level", "DEBUG", *(extra_args or [])]
+    args = [*(wrapper or []), sys.executable, "-m", "confbridge", "serve", "--bind", LOOPBACK,
+            "--sip-port", str(sip_port), "--http-port", str(http_port), "--rtp-ports", f"{rtp_low}-{rtp_high}",
+            "--data-dir", str(data_dir), *(["--token", token] if token is not None else []), "--log-level", "DEBUG",
+            *(extra_args or [])]
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     with open(log_path, "wb") as log:
         process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, cwd=REPO_ROOT, env=env)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 import wave
 from collections.abc import Iterator
 from pathlib import Path
@@ -212,3 +213,30 @@ def test_stop_closes_open_recordings(errors: ErrorLog, tmp_path: Path) -> None:
     assert np.array_equal(read_samples(paths[0])[3], np.concatenate([frame(n) for n in range(6)]))
     assert np.array_equal(read_samples(paths[1])[3], np.concatenate([frame(100 + n) for n in range(6)]))
     assert errors.calls == []
+
+
+def test_writes_never_wait_for_a_stalled_disk(errors: ErrorLog, tmp_path: Path,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    original_write = WavWriter.write
+    disk = threading.Event()
+
+    def stalled_write(self: WavWriter, pcm16le: bytes) -> None:
+        disk.wait(10)  # the disk hangs until the test lets it go
+        original_write(self, pcm16le)
+
+    monkeypatch.setattr(WavWriter, "write", stalled_write)
+    recorder = RecorderWorker(on_error=errors)
+    try:
+        recorder.open("slow", tmp_path / "slow.wav", RATE)
+        started = time.perf_counter()
+        for n in range(250):  # five seconds of ticks
+            recorder.write("slow", frame(n))
+        queued_in = time.perf_counter() - started
+        assert queued_in < 0.5, f"the tick's side of 250 writes took {queued_in:.3f} s while the disk hung"
+        disk.set()
+        result = recorder.close("slow").result(TIMEOUT)
+    finally:
+        disk.set()
+        recorder.stop()
+    assert result.frames == 250 * 160 and errors.calls == []
+    assert np.array_equal(read_samples(tmp_path / "slow.wav")[3], np.concatenate([frame(n) for n in range(250)]))
