@@ -15,7 +15,7 @@ import asyncio
 import logging
 import math
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field, replace
@@ -130,6 +130,8 @@ class ConferenceMedia:
     conference_id: str
     recorder: RecorderWorker
     legs: dict[str, MediaLeg] = field(default_factory=dict)
+    native_rates: Counter[int] = field(default_factory=Counter)
+    """How many legs have each native sample rate."""
     rate: int = BASE_RATE
     recording_id: str | None = None
     tracks: bool = False
@@ -253,7 +255,8 @@ class MediaEngine:
         self._legs[leg_id] = leg
         media = self._media(conference_id)
         media.legs[leg_id] = leg
-        self._choose_rate(media)
+        media.native_rates[leg.codec.sample_rate] += 1
+        self._choose_rate(media, leg)
         self._layouts = None
         self._ensure_ticking()
         logger.info("conference %s: media leg %s on port %d (%s/%d%s)", conference_id, leg_id, leg.port,
@@ -271,6 +274,7 @@ class MediaEngine:
         leg = self._legs.get(leg_id)
         if leg is None:
             return
+        old_rate = leg.codec.sample_rate
         codec_changed = params.codec is not leg.codec
         leg.session.update(params, self.loop.time())
         if codec_changed:
@@ -279,7 +283,9 @@ class MediaEngine:
             self.mixer.reset_slot(leg.slot)
             media = self._conferences.get(leg.conference_id)
             if media is not None:
-                self._choose_rate(media)
+                media.native_rates[old_rate] -= 1
+                media.native_rates[leg.codec.sample_rate] += 1
+                self._choose_rate(media, leg)
             logger.info("conference %s: media leg %s now %s/%d", leg.conference_id, leg_id, params.codec,
                         params.payload_type)
         self._layouts = None
@@ -315,6 +321,7 @@ class MediaEngine:
         media = self._conferences.get(leg.conference_id)
         if media is not None:
             media.legs.pop(leg_id, None)
+            media.native_rates[leg.codec.sample_rate] -= 1
             track = media.open_tracks.pop(leg_id, None)
             if track is not None:
                 self._close_track(media, leg_id, track)
@@ -357,12 +364,15 @@ class MediaEngine:
         media = self._conferences.get(conference_id)
         return media.rate if media is not None else None
 
-    def _choose_rate(self, media: ConferenceMedia) -> None:
-        rate = max((leg.codec.sample_rate for leg in media.legs.values()), default=BASE_RATE)
-        for leg in media.legs.values():
-            leg.mixing_rate = rate
+    def _choose_rate(self, media: ConferenceMedia, changed: MediaLeg | None = None) -> None:
+        """Mix at the highest native rate among the legs; `changed` is the leg that joined or changed codec."""
+        rate = max((rate for rate, count in media.native_rates.items() if count > 0), default=BASE_RATE)
+        if changed is not None:
+            changed.mixing_rate = rate
         if rate == media.rate:
             return
+        for leg in media.legs.values():
+            leg.mixing_rate = rate
         logger.info("conference %s: mixing at %d Hz (was %d)", media.conference_id, rate, media.rate)
         media.rate = rate
         self.mixer.forget_conference(media.conference_id)

@@ -36,7 +36,7 @@ from mixer.mixdown import conference_totals
 from mixer.resample import BatchResampler
 from mixer.talk import TalkDetector
 from rtp.codecs import FrameEncoder, G711Codec, G722Codec
-from rtp.g711 import ALAW_TO_LINEAR, ENCODE_TABLES, ULAW_TO_LINEAR
+from rtp.g711 import DECODE_TABLES, DECODE_TO_FLOAT, ENCODE_TABLES
 from rtp.packet import Address
 from rtp.playout import SILENT_AFTER
 from rtp.session import RtpSession
@@ -101,9 +101,15 @@ class Layout:
     sessions: list[RtpSession]
     all_plain: bool = field(init=False)
     byte_stream: Rows = field(init=False)
+    g711_in_order: bool = field(init=False)
+    scaled: Rows = field(init=False)
+    """Rows whose input gain is not 1 (muted and held rows have 0)."""
+    """Whether the G.711 rows are rows 0, 1, 2, ... (every row μ-law, or the laws already in row order)."""
 
     def __post_init__(self) -> None:
         self.byte_stream = np.concatenate([self.g711, self.g722])
+        self.g711_in_order = bool(np.array_equal(self.g711, np.arange(self.g711.size)))
+        self.scaled = np.flatnonzero(self.gain_in != 1.0).astype(np.intp)
         self.all_plain = all(self.plain)
 
     @property
@@ -178,7 +184,6 @@ class Mixer:
         """Shared encoders of stateful codecs: (conference id, codec name) -> encoder."""
         capacity = table.capacity
         self.lost_ticks = np.full(capacity, SILENT_AFTER, dtype=np.int64)
-        self.g711_history = np.zeros((capacity, 2 * G711_FRAME), dtype=np.int16)
         self.shared = np.zeros(capacity, dtype=np.bool_)
         self.stage_seconds: dict[str, float] = dict.fromkeys(STAGES, 0.0)
         """Seconds spent in each stage of the tick, summed over every tick so far."""
@@ -192,8 +197,6 @@ class Mixer:
         if capacity <= old:
             return
         self.lost_ticks = np.concatenate([self.lost_ticks, np.full(capacity - old, SILENT_AFTER, np.int64)])
-        self.g711_history = np.concatenate([self.g711_history, np.zeros((capacity - old, 2 * G711_FRAME),
-                                                                        np.int16)])
         self.shared = np.concatenate([self.shared, np.zeros(capacity - old, np.bool_)])
         for key, history in self._histories.items():
             self._histories[key] = np.concatenate([history, np.zeros((capacity - old, history.shape[1]),
@@ -202,7 +205,6 @@ class Mixer:
     def reset_slot(self, slot: int) -> None:
         """A new participant in a slot (or a new codec): nothing heard yet, filters silent."""
         self.lost_ticks[slot] = SILENT_AFTER
-        self.g711_history[slot] = 0
         self.shared[slot] = False
         for history in self._histories.values():
             history[slot] = 0.0
@@ -284,7 +286,8 @@ class Mixer:
     def _mix(self, layout: Layout, frames: Frames, events: list[tuple[MediaLeg, TalkingChanged]]) -> Frames:
         """Input gains (mute and hold are a gain of 0), talk detection, the noise gate; each conference's total."""
         slots = layout.slots
-        frames *= layout.gain_in[:, None]
+        if layout.scaled.size:  # muted, held, or with a gain: everyone else is taken as it is
+            frames[layout.scaled] *= layout.gain_in[layout.scaled, None]
         started, stopped = self.talk.update(slots, frames)
         if started.size or stopped.size:
             by_slot = {int(slot): row for row, slot in enumerate(slots)}
@@ -297,31 +300,22 @@ class Mixer:
     def _decode(self, layout: Layout, codes: Codes, got: npt.NDArray[np.bool_], lost: npt.NDArray[np.int64]) -> Frames:
         """Every participant's next 20 ms at the mixing rate (zero rows for silence)."""
         legs, slots = layout.legs, layout.slots
-        native: dict[int, tuple[list[Rows], list[Pcm]]] = {}
+        native: dict[int, tuple[list[Rows], list[Pcm | Frames]]] = {}
         count = layout.g711.size
         if count:
-            pcm = np.empty((count, G711_FRAME), dtype=np.int16)
+            audio = np.empty((count, G711_FRAME), dtype=np.float32)
             ulaw = layout.ulaw_count
             if ulaw:
-                np.take(ULAW_TO_LINEAR, codes[:ulaw], out=pcm[:ulaw])
+                np.take(DECODE_TO_FLOAT[0], codes[:ulaw], out=audio[:ulaw])
             if ulaw < count:
-                np.take(ALAW_TO_LINEAR, codes[ulaw:count], out=pcm[ulaw:])
+                np.take(DECODE_TO_FLOAT[1], codes[ulaw:count], out=audio[ulaw:])
             arrived, was_lost = got[:count], lost[:count]
-            for index in np.flatnonzero(arrived & (was_lost > 0)):
-                playout = legs[layout.g711[index]].playout
-                pcm[index] = playout.resume(pcm[index])
-            g711_slots = slots[layout.g711]
-            for index in np.flatnonzero(~arrived):
-                if was_lost[index] < SILENT_AFTER:
-                    playout = legs[layout.g711[index]].playout
-                    pcm[index] = playout.conceal(self.g711_history[g711_slots[index]])
-                else:
-                    pcm[index] = 0
-            played = g711_slots[arrived]
-            self.g711_history[played, :G711_FRAME] = self.g711_history[played, G711_FRAME:]
-            self.g711_history[played, G711_FRAME:] = pcm[arrived]
-            native.setdefault(8000, ([], []))[0].append(layout.g711)
-            native[8000][1].append(pcm)
+            for index in np.flatnonzero(~arrived | (was_lost > 0)):  # losses, and the frames that end them
+                audio[index] = self._mend_g711(layout, int(layout.g711[index]), bool(arrived[index]),
+                                               int(was_lost[index]), audio[index])
+            if count == len(legs) and layout.rate == 8000 and layout.g711_in_order:
+                return audio  # every row G.711, in row order: the decoded block is the tick's frames
+            native[8000] = ([layout.g711], [audio])
         for position, row in enumerate(layout.g722, start=count):
             playout = legs[row].playout
             if got[position]:
@@ -346,11 +340,22 @@ class Mixer:
         frames = np.zeros((len(legs), layout.frame), dtype=np.float32)
         for rate, (row_parts, pcm_parts) in native.items():
             rows = np.concatenate(row_parts)
-            audio = np.concatenate(pcm_parts).astype(np.float32)
+            decoded = np.concatenate(pcm_parts).astype(np.float32, copy=False)
             if rate != layout.rate:
-                audio = self._convert("in", rate, layout.rate, audio, slots[rows])
-            frames[rows] = audio
+                decoded = self._convert("in", rate, layout.rate, decoded, slots[rows])
+            frames[rows] = decoded
         return frames
+
+    def _mend_g711(self, layout: Layout, row: int, arrived: bool, ticks_lost: int, decoded: Frames) -> Pcm | int:
+        """A G.711 row whose frame is missing (concealed from what the slot played last, which is still in its
+        jitter buffer) or follows a loss (cross-faded in); silence once a stream has been quiet for long."""
+        playout = layout.legs[row].playout
+        if arrived:
+            return playout.resume(decoded.astype(np.int16))
+        if ticks_lost >= SILENT_AFTER:
+            return 0
+        history = DECODE_TABLES[layout.law_of_row[row], self.table.history(int(layout.slots[row]))]
+        return playout.conceal(history)
 
     def _encode_outputs(self, layout: Layout, frames: Frames,
                         totals: Frames) -> tuple[Rows, npt.NDArray[np.uint8] | None, dict[int, bytes]]:

@@ -58,7 +58,9 @@ LINEAR_TO_ALAW = _alaw_encode_table()
 ULAW_SILENCE = 0xFF
 ALAW_SILENCE = 0xD5
 DECODE_TABLES = np.stack([ULAW_TO_LINEAR, ALAW_TO_LINEAR])
-"""Both decode tables, indexed [law, code] (0 μ-law, 1 A-law): streams of either law decode in one lookup."""
+"""Both decode tables, indexed [law, code] (0 μ-law, 1 A-law)."""
+DECODE_TO_FLOAT = DECODE_TABLES.astype(np.float32)
+"""The decode tables with float samples, for a mixer that sums in float: no integer step between."""
 ENCODE_TABLES = np.stack([LINEAR_TO_ULAW, LINEAR_TO_ALAW])
 """Both encode tables, indexed [law, sample as uint16]."""
 

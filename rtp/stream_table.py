@@ -78,6 +78,8 @@ class StreamTable:
     """Earliest buffered timestamp while priming."""
     head: I64
     """End of the newest buffered packet."""
+    played_to: I64
+    """End of the last frame `pop` found audio in (what concealment continues from)."""
     _ring_windows: Codes
     _stamp_windows: npt.NDArray[np.uint32]
     jitter: F64
@@ -154,6 +156,7 @@ class StreamTable:
         grown("has_ext", (capacity,), np.bool_)
         grown("first", (capacity,), np.int64, _NONE)
         grown("head", (capacity,), np.int64, -_NONE)
+        grown("played_to", (capacity,), np.int64)
         grown("jitter", (capacity,), np.float64)
         grown("transit", (capacity,), np.float64)
         grown("has_transit", (capacity,), np.bool_)
@@ -329,16 +332,19 @@ class StreamTable:
             starts[n:] = offset + np.cumsum(lengths[n:]) - lengths[n:]
             chunks.append(b"".join(payloads))
         data = np.frombuffer(b"".join(chunks) if len(chunks) > 1 else chunks[0], dtype=np.uint8)
-        # Waves: the k-th packet of every slot together (in the order they were appended; a statistics-only
-        # packet appended between two raw ones of its slot in the same tick is taken after them).
-        order = np.argsort(slots, kind="stable")
-        sorted_slots = slots[order]
-        group_start = np.flatnonzero(np.r_[True, sorted_slots[1:] != sorted_slots[:-1]])
-        group_sizes = np.diff(np.r_[group_start, count])
-        rank = np.empty(count, dtype=np.intp)
-        rank[order] = np.arange(count) - np.repeat(group_start, group_sizes)
-        for wave in range(int(rank.max()) + 1):
-            members = np.flatnonzero(rank == wave) if wave or group_sizes.max() > 1 else np.arange(count)
+        if np.bincount(slots).max() == 1:  # one packet per slot, the usual tick: a single wave
+            waves = [np.arange(count)]
+        else:
+            # Waves: the k-th packet of every slot together (in the order they were appended; a statistics-only
+            # packet appended between two raw ones of its slot in the same tick is taken after them).
+            order = np.argsort(slots, kind="stable")
+            sorted_slots = slots[order]
+            group_start = np.flatnonzero(np.r_[True, sorted_slots[1:] != sorted_slots[:-1]])
+            group_sizes = np.diff(np.r_[group_start, count])
+            rank = np.empty(count, dtype=np.intp)
+            rank[order] = np.arange(count) - np.repeat(group_start, group_sizes)
+            waves = [np.flatnonzero(rank == wave) for wave in range(int(rank.max()) + 1)]
+        for members in waves:
             self._count(slots[members], sequence[members], timestamp[members], arrival[members])
             audio = members[lengths[members] > 0]
             if audio.size:
@@ -490,7 +496,6 @@ class StreamTable:
         """
         count = len(slots)
         codes = np.empty((count, FRAME), dtype=np.uint8)
-        codes[:] = self.fill[slots][:, None]
         got = np.zeros(count, dtype=np.bool_)
         if count == 0:
             return codes, got
@@ -522,10 +527,28 @@ class StreamTable:
         starts = gs * _WIDTH + (cursor & _MASK)
         expected = ((cursor & 0xFFFF_FFFF).astype(np.uint32)[:, None] + np.arange(FRAME, dtype=np.uint32))
         valid = self._stamp_windows[starts] == expected
-        codes[rows] = np.where(valid, self._ring_windows[starts], codes[rows])
-        got[rows] = valid.any(axis=1)
+        windows = self._ring_windows[starts]
+        if not valid.all():
+            windows = np.where(valid, windows, self.fill[gs][:, None])
+        if rows.size == count:
+            codes = windows
+        else:
+            codes[:] = self.fill[slots][:, None]
+            codes[rows] = windows
+        found = valid.any(axis=1)
+        got[rows] = found
+        self.played_to[gs[found]] = cursor[found] + FRAME
         self.cursor[gs] += FRAME
         return codes, got
+
+    def history(self, slot: int, length: int = 2 * FRAME) -> Codes:
+        """The last `length` clock ticks a slot played, still in its ring (the fill byte where nothing was)."""
+        end = int(self.played_to[slot])
+        positions = np.arange(end - length, end, dtype=np.int64)
+        cells = positions & _MASK
+        valid = self.stamp[slot, cells] == (positions & 0xFFFF_FFFF)
+        codes: Codes = np.where(valid, self.ring[slot, cells], self.fill[slot]).astype(np.uint8)
+        return codes
 
     # -- sending ----------------------------------------------------------------------------------
 
