@@ -434,15 +434,17 @@ class MediaEngine:
         self._timer = None
         assert self.clock is not None
         # asyncio may run a timer a hair before its deadline; that tick is due all the same.
-        now = self.loop.time()
-        self.lateness[self.ticks % LATENESS_WINDOW] = max(0.0, now - deadline)
-        for _ in range(self.clock.due(max(now, deadline))):
+        clock = self.clock
+        count = clock.due(max(self.loop.time(), deadline))
+        for index in range(clock.index - count, clock.index):  # behind schedule: each tick late by its own amount
+            slot = self.ticks % LATENESS_WINDOW
+            self.lateness[slot] = max(0.0, self.loop.time() - clock.deadline(index))
             started = time.perf_counter()
             try:
                 self.tick()
             except Exception:
                 logger.exception("mixer tick failed")
-            self.tick_seconds[self.ticks % LATENESS_WINDOW] = time.perf_counter() - started
+            self.tick_seconds[slot] = time.perf_counter() - started
             self.ticks += 1
         self._housekeep_share(self.loop.time())
         if self._conferences:

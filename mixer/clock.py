@@ -37,7 +37,11 @@ class TickClock:
     @property
     def next_deadline(self) -> float:
         """When the next tick is due."""
-        return self.start + self.index * self.period
+        return self.deadline(self.index)
+
+    def deadline(self, index: int) -> float:
+        """When tick `index` is (or was) due."""
+        return self.start + index * self.period
 
     def due(self, now: float) -> int:
         """How many ticks to run at `now` (0 when early); the schedule advances past them."""

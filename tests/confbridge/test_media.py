@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import time
 from collections.abc import Iterator
 from concurrent.futures import Future
 from pathlib import Path
@@ -215,3 +216,45 @@ def test_closing_a_leg_reports_its_figures_and_keeps_totals(engine: tuple[MediaE
     assert figures is not None and figures["packets_received"] == 10 and figures["packets_sent"] == 10
     assert media.close_leg(streams[0].leg.leg_id) is None
     assert media.closed_totals.legs == 1 and media.closed_totals.packets_received == 10
+
+
+def test_a_stalled_loop_is_caught_up_tick_by_tick_without_drift(engine: tuple[MediaEngine, FakeRecorder]) -> None:
+    media, _ = engine
+    join(media, "c", PCMU, 500.0)  # a leg, so the engine ticks
+    loop = media.loop
+
+    async def stall() -> float:
+        started = loop.time()
+        await asyncio.sleep(0.2)
+        time.sleep(0.09)  # something holds the loop for four and a half ticks
+        await asyncio.sleep(0.3)
+        return loop.time() - started
+
+    elapsed = loop.run_until_complete(stall())
+    assert media.clock is not None
+    assert abs(media.ticks - elapsed / 0.02) <= 2, "ticks follow absolute deadlines: the stall is made up"
+    lateness = media.lateness[: media.ticks]
+    worst = int(np.argmax(lateness))
+    caught_up = lateness[worst : worst + 5]
+    assert 0.07 <= caught_up[0] <= 0.2, lateness
+    assert np.all(np.diff(caught_up[:4]) < -0.012), ("each catch-up tick is one period less late", caught_up)
+    assert media.lateness_figures()["lateness_max"] == pytest.approx(float(caught_up[0]))
+
+
+def test_no_tick_runs_while_no_conference_has_media(engine: tuple[MediaEngine, FakeRecorder],
+                                                    tmp_path: Path) -> None:
+    media, _ = engine
+    loop = media.loop
+    loop.run_until_complete(asyncio.sleep(0.1))
+    assert media.ticks == 0 and media._timer is None, "conferences without legs or recordings cost nothing"
+    stream = join(media, "c", PCMU, 500.0)
+    loop.run_until_complete(asyncio.sleep(0.1))
+    assert media.ticks >= 3
+    media.close_leg(stream.leg.leg_id)
+    loop.run_until_complete(asyncio.sleep(0.05))
+    stopped_at = media.ticks
+    loop.run_until_complete(asyncio.sleep(0.1))
+    assert media.ticks == stopped_at and media._timer is None, "the last leg gone, the tick stops"
+    media.start_recording("empty", "r", tmp_path / "r.wav")  # a recording of an empty room does tick
+    loop.run_until_complete(asyncio.sleep(0.1))
+    assert media.ticks > stopped_at
