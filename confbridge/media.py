@@ -45,6 +45,7 @@ RECORDING_RATE = 16000
 HOUSEKEEPING_PERIOD = 0.5
 TICK_SECONDS = 0.020
 """The audio a tick carries (the tick period is this too, unless a test runs the clock faster)."""
+WAKE_EARLY = 0.001
 LATENESS_WINDOW = 1500
 """Ticks (30 s) over which tick lateness and duration are kept for the metrics."""
 
@@ -428,12 +429,12 @@ class MediaEngine:
     def _ensure_ticking(self) -> None:
         if self._timer is None and self._conferences:
             self.clock = TickClock(self.loop.time(), self.tick_period)
-            self._timer = self.loop.call_at(self.clock.next_deadline, self._on_timer, self.clock.next_deadline)
+            self._arm()
 
     def _on_timer(self, deadline: float) -> None:
         self._timer = None
         assert self.clock is not None
-        # asyncio may run a timer a hair before its deadline; that tick is due all the same.
+        # Woken up to WAKE_EARLY before the deadline: that tick is due all the same.
         clock = self.clock
         count = clock.due(max(self.loop.time(), deadline))
         for index in range(clock.index - count, clock.index):  # behind schedule: each tick late by its own amount
@@ -448,7 +449,15 @@ class MediaEngine:
             self.ticks += 1
         self._housekeep_share(self.loop.time())
         if self._conferences:
-            self._timer = self.loop.call_at(self.clock.next_deadline, self._on_timer, self.clock.next_deadline)
+            self._arm()
+
+    def _arm(self) -> None:
+        """Wake for the next tick. The event loop sleeps in whole milliseconds, rounded up, so a timer set for the
+        deadline fires up to a millisecond after it; set `WAKE_EARLY` before, it fires within a millisecond of it
+        (a tick woken early runs at once: the deadline grid, not the wake-up, is what the audio follows)."""
+        assert self.clock is not None
+        deadline = self.clock.next_deadline
+        self._timer = self.loop.call_at(deadline - WAKE_EARLY, self._on_timer, deadline)
 
     def tick(self) -> None:
         """Mix and send one frame for every conference, and record what is being recorded."""

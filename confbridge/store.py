@@ -106,11 +106,9 @@ class Store:
         return self._select(model, where + " ORDER BY tm_create DESC LIMIT ?", [*args, size])
 
     def _select(self, model: type[R], where: str, args: list[Any]) -> list[R]:
-        fields = dataclasses.fields(model)
-        names = ", ".join(f.name for f in fields)
-        cursor = self._db.execute(f"SELECT {names} FROM {TABLES[model]} WHERE {where}", args)
-        hints = typing.get_type_hints(model)
-        return [model(**{f.name: _from_column(hints[f.name], value) for f, value in zip(fields, row, strict=False)})
+        names, hints = _columns(model)
+        cursor = self._db.execute(f"SELECT {', '.join(names)} FROM {TABLES[model]} WHERE {where}", args)
+        return [model(**{name: _from_column(hint, value) for name, hint, value in zip(names, hints, row, strict=True)})
                 for row in cursor.fetchall()]
 
     # -- customers, tokens, settings --------------------------------------------------------------
@@ -154,6 +152,19 @@ class _Transaction:
 
     def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
         self._db.execute("ROLLBACK" if exc_type else "COMMIT")
+
+
+_COLUMNS: dict[type[Resource], tuple[tuple[str, ...], tuple[Any, ...]]] = {}
+
+
+def _columns(model: type[Resource]) -> tuple[tuple[str, ...], tuple[Any, ...]]:
+    """A model's column names and their type hints (worked out once per model: `get_type_hints` is slow)."""
+    columns = _COLUMNS.get(model)
+    if columns is None:
+        fields = dataclasses.fields(model)
+        hints = typing.get_type_hints(model)
+        columns = _COLUMNS[model] = (tuple(f.name for f in fields), tuple(hints[f.name] for f in fields))
+    return columns
 
 
 def _to_column(value: Any) -> Any:

@@ -10,7 +10,9 @@ the application reaches the event loop.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import socket
 import ssl
 from collections.abc import Callable
 from typing import Any, Protocol, cast
@@ -21,6 +23,8 @@ from .transport import TCP, TLS, UDP, Address, Peer
 logger = logging.getLogger(__name__)
 
 MAX_WRITE_BUFFER = 1 << 20
+UDP_RECEIVE_BUFFER = 4 << 20
+"""Bytes the kernel may hold for the SIP UDP socket (capped by net.core.rmem_max)."""
 
 
 class SipCore(Protocol):
@@ -69,6 +73,10 @@ class SipEdge:
     async def listen_udp(self, host: str, port: int) -> int:
         """Receive datagrams on host:port; returns the bound port."""
         transport, _ = await self.loop.create_datagram_endpoint(lambda: _Datagrams(self), local_addr=(host, port))
+        sock = transport.get_extra_info("socket")
+        if sock is not None:  # a burst of requests waits in the kernel rather than being dropped there
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, UDP_RECEIVE_BUFFER)
         self._udp = transport
         self.local[UDP] = self._udp.get_extra_info("sockname")[:2]
         return self.local[UDP][1]
