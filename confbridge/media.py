@@ -46,6 +46,8 @@ HOUSEKEEPING_PERIOD = 0.5
 TICK_SECONDS = 0.020
 """The audio a tick carries (the tick period is this too, unless a test runs the clock faster)."""
 WAKE_EARLY = 0.001
+EVENT_BUDGET = 0.004
+"""Seconds per tick spent handling leg events (joins, digits, talk changes); the rest wait for the next tick."""
 LATENESS_WINDOW = 1500
 """Ticks (30 s) over which tick lateness and duration are kept for the metrics."""
 
@@ -228,6 +230,8 @@ class MediaEngine:
         self._layouts: dict[int, Layout] | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._housekeeping_due: deque[str] = deque()
+        self._events: deque[tuple[MediaLeg, LegEvent]] = deque()
+        """Leg events waiting to be handled after a tick (`_deliver_events`)."""
         """Leg ids still to be looked after in the current housekeeping round."""
 
     # -- legs -------------------------------------------------------------------------------------
@@ -239,9 +243,9 @@ class MediaEngine:
                              table=self.table)
         leg: MediaLeg
 
-        def deliver(event: object) -> None:
-            if leg.on_event is not None and isinstance(event, (AudioStarted, DigitReceived, MediaTimeout)):
-                leg.on_event(leg, event)
+        def deliver(event: object) -> None:  # on the receive path: the event is handled after the next tick
+            if isinstance(event, (AudioStarted, DigitReceived, MediaTimeout)):
+                self._events.append((leg, event))
 
         try:
             sock, rtcp_sock = RtpSocket.open_pair(self.host, self.ports, self.hub, session.receive,
@@ -470,6 +474,9 @@ class MediaEngine:
         events: list[tuple[MediaLeg, TalkingChanged]] = []
         for layout in self._layouts.values():
             self.mixer.run(layout, now, events)
+        for leg, talk in events:
+            leg.talking = talk.talking
+        self._events.extend(events)
         for media in self._conferences.values():
             if media.recording:
                 assert media.recording_id is not None
@@ -478,10 +485,21 @@ class MediaEngine:
                 media.ticks_recorded += 1
                 if not media.recording and self.on_recording_full is not None:
                     self.loop.call_soon(self.on_recording_full, media.conference_id, media.recording_id)
-        for leg, event in events:
-            leg.talking = event.talking
-            if leg.on_event is not None:
-                leg.on_event(leg, event)
+        self._deliver_events()
+
+    def _deliver_events(self) -> None:
+        """Hand queued leg events to their owners, for at most `EVENT_BUDGET` seconds a tick: a burst (hundreds of
+        callers whose audio starts at once, each joining in the database) is spread over ticks instead of holding
+        up the mix. Events of legs closed meanwhile are dropped."""
+        events = self._events
+        deadline = time.perf_counter() + EVENT_BUDGET
+        while events and time.perf_counter() < deadline:
+            leg, event = events.popleft()
+            if leg.on_event is not None and self._legs.get(leg.leg_id) is leg:
+                try:
+                    leg.on_event(leg, event)
+                except Exception:
+                    logger.exception("media leg %s: handling %s failed", leg.leg_id, type(event).__name__)
 
     def _build_layouts(self) -> dict[int, Layout]:
         by_rate: dict[int, list[ConferenceMedia]] = {}
@@ -527,9 +545,7 @@ class MediaEngine:
                 loss = leg.session.rtcp.remote_fraction_lost
                 if isinstance(encoder, OpusEncoder) and loss is not None:
                     encoder.set_expected_loss(min(50, max(5, round(loss * 100))))
-                for event in events:
-                    if leg.on_event is not None and self._legs.get(leg.leg_id) is leg:
-                        leg.on_event(leg, event)
+                self._events.extend((leg, event) for event in events)
             except Exception:
                 logger.exception("media leg %s: housekeeping failed", leg.leg_id)
 

@@ -166,7 +166,7 @@ class _Timeline:
 
     def _shrink_if_over_target(self) -> None:
         excess = self.buffered - self.target_delay
-        if excess > self.frame:
+        if excess >= self.frame:
             self._over_target_ticks += 1
             if self._over_target_ticks >= SHRINK_AFTER_TICKS and self._cursor is not None:
                 self._over_target_ticks = 0

@@ -512,7 +512,7 @@ class StreamTable:
         go = playing & ~underrun
         self.waiting[slots[go]] = False
         excess = self.head[slots] - self.cursor[slots] - target
-        big = go & (excess > FRAME)
+        big = go & (excess >= FRAME)
         self.over_target[slots[go & ~big]] = 0
         self.over_target[slots[big]] += 1
         shrink = big & (self.over_target[slots] >= SHRINK_AFTER_TICKS)

@@ -258,3 +258,27 @@ def test_no_tick_runs_while_no_conference_has_media(engine: tuple[MediaEngine, F
     media.start_recording("empty", "r", tmp_path / "r.wav")  # a recording of an empty room does tick
     loop.run_until_complete(asyncio.sleep(0.1))
     assert media.ticks > stopped_at
+
+
+def test_a_burst_of_joins_is_handled_a_few_milliseconds_per_tick(engine: tuple[MediaEngine, FakeRecorder]) -> None:
+    media, _ = engine
+    handled: list[str] = []
+
+    def slow_join(leg: MediaLeg, event: object) -> None:  # a join writes to the database: say a millisecond
+        time.sleep(0.001)
+        handled.append(leg.leg_id)
+
+    streams = [join(media, "c", PCMU, 500.0) for _ in range(40)]
+    for stream in streams:
+        stream.leg.on_event = slow_join
+    now = media.loop.time()
+    for stream in streams:
+        stream.send_frame(now)  # everyone's audio starts at once
+    durations = []
+    for _ in range(20):
+        started = time.perf_counter()
+        media.tick()
+        durations.append(time.perf_counter() - started)
+    assert sorted(handled) == sorted(stream.leg.leg_id for stream in streams), "every join is handled"
+    assert max(durations) < 0.025, "no tick holds the mix for all forty at once"
+    assert len([d for d in durations if d > 0.003]) >= 5, "the joins are spread over several ticks"

@@ -151,3 +151,25 @@ def test_slots_are_reused_and_the_table_grows() -> None:
     assert table.pending == []
     again = table.allocate(clock_rate=8000, frame_clock=160, fill=FILL, payload_type=0, ssrc=1, sequence=0, timestamp=0)
     assert again == ids[1] and table.packets[again] == 0
+
+
+def test_one_frame_left_over_after_an_underrun_is_shed_once_the_jitter_settles() -> None:
+    # Packet 10 comes a tick late (with 11): playout holds for a tick, and a whole extra frame stays buffered. Once
+    # the jitter estimate has decayed (the late packet raised the target for about a second), it is shed.
+    ticks: list[list[Packet]] = [[] for _ in range(150)]
+    for n in range(150):
+        arrival_tick = 11 if n == 10 else n
+        ticks[arrival_tick].append((0, n, 1000 + 160 * n, n == 0, arrival_tick * 0.02, 160))
+    run_both(1, ticks)
+    table, (slot,) = new_table(1)
+    left_over = []
+    for packets in ticks:
+        for _, sequence, timestamp, marker, arrival, length in packets:
+            table.pending.append((slot, sequence, timestamp, marker, arrival, bytes(length)))
+        table.ingest()
+        table.pop(np.array([slot]))
+        left_over.append(table.buffered(slot))
+    assert left_over[9] == 0 and left_over[15] == FRAME, "a frame more than needed after the hold"
+    assert table.underruns[slot] == 1 and table.skipped_frames[slot] == 1
+    assert left_over.index(0, 15) <= 15 + 100, "shed within two seconds"
+    assert left_over[-1] == 0, "back to playing each packet in the tick it arrives"
