@@ -47,6 +47,8 @@ TICK_SECONDS = 0.020
 """The audio a tick carries (the tick period is this too, unless a test runs the clock faster)."""
 WAKE_EARLY = 0.001
 EVENT_BUDGET = 0.004
+CATCH_UP_READS_PER_LEG = 4
+"""Datagrams per leg read between catch-up ticks (RTP and RTCP of a late tick or two, not a flood)."""
 """Seconds per tick spent handling leg events (joins, digits, talk changes); the rest wait for the next tick."""
 LATENESS_WINDOW = 1500
 """Ticks (30 s) over which tick lateness and duration are kept for the metrics."""
@@ -437,11 +439,15 @@ class MediaEngine:
 
     def _on_timer(self, deadline: float) -> None:
         self._timer = None
+        self.hub.yield_at = math.inf  # until the next tick is armed, reading may go on
         assert self.clock is not None
         # Woken up to WAKE_EARLY before the deadline: that tick is due all the same.
         clock = self.clock
         count = clock.due(max(self.loop.time(), deadline))
         for index in range(clock.index - count, clock.index):  # behind schedule: each tick late by its own amount
+            if index > clock.index - count:
+                # Catching up: what arrived meanwhile is read first, or every leg would seem to have lost a frame.
+                self.hub.drain(CATCH_UP_READS_PER_LEG * len(self._legs))
             slot = self.ticks % LATENESS_WINDOW
             self.lateness[slot] = max(0.0, self.loop.time() - clock.deadline(index))
             started = time.perf_counter()
@@ -462,6 +468,7 @@ class MediaEngine:
         assert self.clock is not None
         deadline = self.clock.next_deadline
         self._timer = self.loop.call_at(deadline - WAKE_EARLY, self._on_timer, deadline)
+        self.hub.yield_at = deadline - WAKE_EARLY  # reading sockets gives way to the tick when it is due
 
     def tick(self) -> None:
         """Mix and send one frame for every conference, and record what is being recorded."""

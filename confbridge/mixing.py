@@ -53,6 +53,8 @@ Rows = npt.NDArray[np.intp]
 Codes = npt.NDArray[np.uint8]
 
 G711_FRAME = 160
+QUIET_DBFS = -90.0
+"""A participant whose last frame was below this (digital silence) is concealed with silence, at no cost."""
 STAGES = ("ingest", "playout", "decode", "mix", "encode", "send", "record")
 """The stages of a tick, as `Mixer.stage_seconds` counts them."""
 _G711_PACKET = np.dtype([("header", HEADER_DTYPE), ("payload", np.uint8, (G711_FRAME,))])
@@ -310,9 +312,17 @@ class Mixer:
             if ulaw < count:
                 np.take(DECODE_TO_FLOAT[1], codes[ulaw:count], out=audio[ulaw:])
             arrived, was_lost = got[:count], lost[:count]
-            for index in np.flatnonzero(~arrived | (was_lost > 0)):  # losses, and the frames that end them
-                audio[index] = self._mend_g711(layout, int(layout.g711[index]), bool(arrived[index]),
-                                               int(was_lost[index]), audio[index])
+            mend = np.flatnonzero(~arrived | (was_lost > 0))  # losses, and the frames that end them
+            if mend.size:
+                # A stream that was silent goes on silent: no concealment to compute (a flood of underruns
+                # from hundreds of idle microphones must not cost a pitch search each).
+                quiet = ~arrived[mend] & (self.talk.level_dbfs[slots[layout.g711[mend]]] < QUIET_DBFS)
+                for index in mend[quiet]:
+                    audio[index] = 0.0
+                    legs[layout.g711[index]].playout.concealed_frames += int(was_lost[index] < SILENT_AFTER)
+                for index in mend[~quiet]:
+                    audio[index] = self._mend_g711(layout, int(layout.g711[index]), bool(arrived[index]),
+                                                   int(was_lost[index]), audio[index])
             if count == len(legs) and layout.rate == 8000 and layout.g711_in_order:
                 return audio  # every row G.711, in row order: the decoded block is the tick's frames
             native[8000] = ([layout.g711], [audio])

@@ -121,7 +121,7 @@ class Concealer:
         match = self._crossfade
         x = self._history()[-(self._frame + match) :]
         longest = x.size - match
-        if longest < match:
+        if longest < match or not x.any():  # too little heard, or silence: silence goes on
             return np.zeros(0, dtype=np.float32)
         shortest = max(match, longest - self._lag_search)
         windows = sliding_window_view(x, match)[: x.size - match - shortest + 1]

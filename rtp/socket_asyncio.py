@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import select
 import socket
 from collections.abc import Callable
@@ -21,8 +22,9 @@ logger = logging.getLogger(__name__)
 
 MAX_DATAGRAM = 2048
 MAX_BATCH = 200
-"""Datagrams read per wake-up before the event loop gets a turn: at a few µs each, a due mixer tick waits at most
-about half a millisecond."""
+"""Datagrams read per wake-up before the event loop gets a turn."""
+YIELD_CHECK = 32
+"""Datagrams read between looks at the clock: reading stops for a due tick within about 0.1 ms."""
 
 DatagramHandler = Callable[[bytes, Address, float], object]
 """Called with (data, source, arrival time on the loop's clock); what it returns, unless None, goes to the
@@ -34,6 +36,8 @@ class DatagramHub:
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
+        self.yield_at = math.inf
+        """Loop time at which reading stops to let something due run first (the mixer's next tick)."""
         self._poll = select.epoll()
         self._handlers: dict[int, tuple[socket.socket, DatagramHandler, Callable[[object], None] | None]] = {}
         self.receive_errors = 0
@@ -51,12 +55,17 @@ class DatagramHub:
             self._poll.unregister(sock.fileno())
 
     def _drain(self) -> None:
+        self.drain(MAX_BATCH)
+
+    def drain(self, limit: int) -> int:
+        """Read and hand on up to `limit` datagrams that are waiting (fewer when the sockets run dry, or once
+        `yield_at` has come); how many."""
         handled = 0
         handlers = self._handlers
-        while handled < MAX_BATCH:
-            events = self._poll.poll(0, MAX_BATCH - handled)
+        while handled < limit and self.loop.time() < self.yield_at:
+            events = self._poll.poll(0, min(limit - handled, YIELD_CHECK))
             if not events:
-                return
+                return handled
             now = self.loop.time()
             for fd, _ in events:
                 entry = handlers.get(fd)
@@ -78,6 +87,7 @@ class DatagramHub:
                         on_result(result)
                 except Exception:
                     logger.exception("media socket %d: handler failed", fd)
+        return handled
 
     def close(self) -> None:
         """Stop watching (the sockets themselves belong to their owners)."""
