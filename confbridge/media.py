@@ -513,7 +513,9 @@ class MediaEngine:
         for media in self._conferences.values():
             if media.legs:
                 by_rate.setdefault(media.rate, []).append(media)
-        return {rate: Layout.build(rate, conferences) for rate, conferences in by_rate.items()}
+        # Conferences of one size side by side: their sums are then taken as one block (see conference_totals).
+        return {rate: Layout.build(rate, sorted(conferences, key=lambda media: len(media.legs)))
+                for rate, conferences in by_rate.items()}
 
     def lateness_figures(self) -> dict[str, float]:
         """p50/p99/max tick lateness and tick compute time over the last `LATENESS_WINDOW` ticks, in seconds."""

@@ -67,6 +67,16 @@ class TalkingChanged:
     talking: bool
 
 
+def _runs(values: Rows) -> tuple[Rows, Rows]:
+    """(the distinct values, each value's position among them) of a sorted array: `np.unique` without sorting."""
+    if values.size == 0:
+        return values, values
+    starts = np.empty(values.size, dtype=np.bool_)
+    starts[0] = True
+    np.not_equal(values[1:], values[:-1], out=starts[1:])
+    return values[starts], np.cumsum(starts) - 1
+
+
 def _rows(values: Sequence[int] | npt.NDArray[np.bool_]) -> Rows:
     if isinstance(values, np.ndarray):
         return np.flatnonzero(values).astype(np.intp)
@@ -106,12 +116,16 @@ class Layout:
     g711_in_order: bool = field(init=False)
     scaled: Rows = field(init=False)
     """Rows whose input gain is not 1 (muted and held rows have 0)."""
+    sending_by_rate: list[tuple[int, Rows]] = field(init=False)
+    """The sending rows grouped by their codec's native rate."""
     """Whether the G.711 rows are rows 0, 1, 2, ... (every row μ-law, or the laws already in row order)."""
 
     def __post_init__(self) -> None:
         self.byte_stream = np.concatenate([self.g711, self.g722])
         self.g711_in_order = bool(np.array_equal(self.g711, np.arange(self.g711.size)))
         self.scaled = np.flatnonzero(self.gain_in != 1.0).astype(np.intp)
+        native = self.native[self.sending]
+        self.sending_by_rate = [(int(rate), self.sending[native == rate]) for rate in np.unique(native)]
         self.all_plain = all(self.plain)
 
     @property
@@ -163,8 +177,10 @@ class _Outputs:
     rows: Rows
     pcm: Pcm
     index: Rows
-    shared_keys: list[tuple[str, int]]
-    """The (conference id, row of `pcm`) of each shared output."""
+    shared_conferences: Rows
+    """The conference (index in the layout) of each shared output; they follow the rows' own outputs in `pcm`."""
+    shared_start: int
+    """The row of `pcm` where the shared outputs begin."""
 
 
 class Mixer:
@@ -373,14 +389,12 @@ class Mixer:
         the payloads of other rows)."""
         contributes = frames.any(axis=1)
         unity = layout.gain_out == 1.0
-        sending = layout.sending
         share_row = ~contributes & ~layout.deaf & unity
         payloads: dict[int, bytes] = {}
         g711_payload: npt.NDArray[np.uint8] | None = None
         g711_rows: Rows = np.zeros(0, dtype=np.intp)
-        for rate in np.unique(layout.native[sending]):
-            rows = sending[layout.native[sending] == rate]
-            outputs = self._outputs(layout, int(rate), rows, frames, totals, share_row[rows])
+        for rate, rows in layout.sending_by_rate:
+            outputs = self._outputs(layout, rate, rows, frames, totals, share_row[rows])
             if rate == 8000:
                 g711_payload = self._encode_g711(layout.law_of_row[rows], outputs)
                 g711_rows = rows
@@ -396,8 +410,7 @@ class Mixer:
         own = rows[~share & ~deaf]
         shared_rows = rows[share]
         conference = layout.conference_of_row
-        shared_conferences, shared_index = np.unique(conference[shared_rows], return_inverse=True)
-        keys = [layout.conferences[c].conference_id for c in shared_conferences]
+        shared_conferences, shared_index = _runs(conference[shared_rows])
         own_mix = totals[conference[own]] - frames[own]
         own_mix *= layout.gain_out[own][:, None]
         shared_mix = totals[shared_conferences]
@@ -412,6 +425,7 @@ class Mixer:
                     per_slot[slots[row]] = history
             own_mix = self._convert("out", layout.rate, rate, own_mix, slots[own]) if own.size \
                 else np.zeros((0, width), np.float32)
+            keys = [layout.conferences[c].conference_id for c in shared_conferences]
             shared_mix = self._convert_groups(keys, layout.rate, rate, shared_mix) if keys \
                 else np.zeros((0, width), np.float32)
         self.shared[slots[shared_rows]] = True
@@ -423,8 +437,8 @@ class Mixer:
         index = np.empty(rows.size, dtype=np.intp)
         index[np.flatnonzero(~share & ~deaf)] = np.arange(own.size)
         index[np.flatnonzero(share)] = own.size + shared_index
-        index[np.flatnonzero(deaf)] = own.size + len(keys)
-        return _Outputs(rows, pcm, index, [(key, own.size + i) for i, key in enumerate(keys)])
+        index[np.flatnonzero(deaf)] = own.size + shared_conferences.size
+        return _Outputs(rows, pcm, index, shared_conferences, own.size)
 
     @staticmethod
     def _encode_g711(laws: Rows, outputs: _Outputs) -> npt.NDArray[np.uint8]:
@@ -442,7 +456,8 @@ class Mixer:
     def _encode(self, layout: Layout, rows: Rows, outputs: _Outputs, payloads: dict[int, bytes]) -> None:
         """Stateful codecs: each talker with its own encoder, each shared output once with its group's."""
         shared_payloads: dict[int, bytes] = {}
-        group_of_index = {index: key for key, index in outputs.shared_keys}
+        group_of_index = {outputs.shared_start + position: layout.conferences[conference].conference_id
+                          for position, conference in enumerate(outputs.shared_conferences.tolist())}
         for row, index in zip(rows, outputs.index, strict=True):
             leg = layout.legs[row]
             index = int(index)
