@@ -25,6 +25,7 @@ from rtp.ports import PortAllocator
 from rtp.session import StreamParams
 from tests.helpers.audio import has_tone, lacks_tone, tone, tone_level_db
 from tests.helpers.ports import free_rtp_range
+from tests.helpers.rtp_peer import waiting_rtp
 
 PEER_HOST = "127.0.0.1"
 
@@ -79,13 +80,7 @@ class Stream:
         self.index += 1
 
     def collect(self) -> None:
-        while True:
-            try:
-                data = self.sock.recv(2048)
-            except BlockingIOError:
-                return
-            if not 192 <= data[1] <= 223:
-                self.sent.append(data)
+        self.sent += waiting_rtp(self.sock)
 
     def heard(self, last_frames: int = 50) -> npt.NDArray[np.int16]:
         self.collect()

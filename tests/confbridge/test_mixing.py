@@ -26,6 +26,7 @@ from rtp.session import StreamParams
 from tests.confbridge.test_media import FakeRecorder
 from tests.helpers.audio import has_tone, lacks_tone, tone, tone_power_db
 from tests.helpers.ports import free_rtp_range
+from tests.helpers.rtp_peer import waiting_rtp
 
 HOST = "127.0.0.1"
 FRAME = 160
@@ -60,13 +61,7 @@ class Peer:
         self.leg.session.receive(packet.to_bytes(), self.address, now)
 
     def collect(self) -> None:
-        while True:
-            try:
-                data = self.sock.recv(2048)
-            except BlockingIOError:
-                return
-            if not 192 <= data[1] <= 223:
-                self.payloads.append(parse_rtp(data).payload)
+        self.payloads += [parse_rtp(data).payload for data in waiting_rtp(self.sock)]
 
     def heard(self, last: int) -> Pcm:
         self.collect()

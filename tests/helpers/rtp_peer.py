@@ -25,6 +25,18 @@ LOOPBACK = "127.0.0.1"
 TELEPHONE_EVENT = 101
 
 
+def waiting_rtp(sock: socket.socket) -> list[bytes]:
+    """The RTP packets (not RTCP) waiting on a non-blocking socket, read without waiting."""
+    packets = []
+    while True:
+        try:
+            data = sock.recv(2048)
+        except BlockingIOError:
+            return packets
+        if not is_rtcp(data):
+            packets.append(data)
+
+
 @dataclass
 class Received:
     """One packet as it arrived."""
