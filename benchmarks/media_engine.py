@@ -11,10 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import time
-from pathlib import Path
 
 import numpy as np
-import numpy.typing as npt
+from mixer_tick import NullRecorder, NullSocket
 
 from confbridge.media import MediaEngine
 from rtp.codecs import G722, OPUS, PCMA, PCMU, AudioCodec
@@ -27,28 +26,22 @@ WARMUP = 20
 PAYLOAD_TYPES = {OPUS: 111, G722: 9, PCMU: 0, PCMA: 8}
 
 
-class NullRecorder:
-    """Takes the recorder's calls and does nothing."""
-
-    def open(self, recording_id: str, path: Path, sample_rate: int) -> None:
-        """Nothing to open."""
-
-    def write(self, recording_id: str, samples: npt.NDArray[np.int16]) -> None:
-        """Nothing to write."""
 
 
 def measure(codecs: list[AudioCodec], legs: int, per_conference: int = 10) -> tuple[float, float]:
     """(µs per received packet, ms per tick) with `legs` legs cycling through `codecs`."""
     loop = asyncio.new_event_loop()
-    media = MediaEngine(host="127.0.0.1", ports=PortAllocator(30000, 39999), recorder=NullRecorder(),  # type: ignore[arg-type]
+    media = MediaEngine(host="127.0.0.1", ports=PortAllocator(20000, 29999), recorder=NullRecorder(),  # type: ignore[arg-type]
                         loop=loop)
     streams = []
+    real_sockets = []
     for index in range(legs):
         codec = codecs[index % len(codecs)]
         peer = ("127.0.0.1", 50000 + 2 * index)
         leg = media.open_leg(f"leg{index}", f"conference{index // per_conference}",
                              StreamParams(codec, PAYLOAD_TYPES[codec], remote=peer, remote_reachable=True))
-        leg.socket.sendto = lambda data, destination: None  # type: ignore[method-assign]
+        real_sockets.append((leg.socket, leg.socket.sock))
+        leg.socket.sock = NullSocket()  # type: ignore[assignment]
         t = np.arange(codec.frame_samples) / codec.sample_rate
         payload = codec.new_encoder().encode(np.rint(3000 * np.sin(2 * np.pi * (300 + index) * t)).astype(np.int16))
         packets = [RtpPacket(PAYLOAD_TYPES[codec], k, k * codec.frame_clock, 1000 + index, payload).to_bytes()
@@ -66,6 +59,8 @@ def measure(codecs: list[AudioCodec], legs: int, per_conference: int = 10) -> tu
         if k >= WARMUP:
             receive += middle - start
             tick += end - middle
+    for rtp_socket, sock in real_sockets:
+        rtp_socket.sock = sock
     media.close()
     loop.close()
     runs = TICKS - WARMUP
