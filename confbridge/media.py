@@ -6,7 +6,8 @@ chosen again whenever someone joins, leaves or changes codec. Every session keep
 since the last one into the table (`ingest`), then runs `confbridge.mixing.Mixer` over the participants of
 each mixing rate (see there for the steps). Ticks follow absolute deadlines (`TickClock`), their lateness
 is kept for the metrics; with no leg and no recording no tick runs at all, so empty conferences cost nothing.
-Twice a second each session does what is due (RTCP reports, DTMF timeouts, RTP inactivity).
+Each session does what is due (RTCP reports, DTMF timeouts, RTP inactivity) twice a second, a share of the
+legs after each tick; leg events (joins, digits, talk changes) are handled after the tick within a time budget.
 """
 
 from __future__ import annotations
@@ -46,10 +47,11 @@ HOUSEKEEPING_PERIOD = 0.5
 TICK_SECONDS = 0.020
 """The audio a tick carries (the tick period is this too, unless a test runs the clock faster)."""
 WAKE_EARLY = 0.001
+"""How long before its deadline the tick's timer is set (the event loop sleeps in whole milliseconds)."""
 EVENT_BUDGET = 0.004
+"""Seconds per tick spent handling leg events (joins, digits, talk changes); the rest wait for the next tick."""
 CATCH_UP_READS_PER_LEG = 4
 """Datagrams per leg read between catch-up ticks (RTP and RTCP of a late tick or two, not a flood)."""
-"""Seconds per tick spent handling leg events (joins, digits, talk changes); the rest wait for the next tick."""
 LATENESS_WINDOW = 1500
 """Ticks (30 s) over which tick lateness and duration are kept for the metrics."""
 

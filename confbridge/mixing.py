@@ -8,13 +8,15 @@ codec or SRTP demands it (G.722 and Opus coders, concealment of a lost frame, SR
 
 `Mixer.run(layout)` does one tick for a layout:
   1. every byte-stream participant's 20 ms from the `StreamTable` in one call; G.711 of all of them decoded
-     in one lookup (either law), G.722 and Opus per participant; missing frames concealed;
+     straight to float in one lookup per law, G.722 and Opus per participant; missing frames concealed (from
+     what the slot played last, still in its jitter buffer; a stream that was silent stays silent for free);
   2. every participant resampled to the conference's rate, one batched call per rate pair, with filter state
-     kept per participant; input gain, mute and hold as one multiply;
+     kept per participant; input gain, mute and hold as one multiply of the rows they concern;
   3. talk detection for all; the optional noise gate zeroes the rows of those not talking;
-  4. exact float sums per conference; a participant contributing nothing (silent, muted, gated) hears exactly
-     its conference's total, so all such participants of a conference share one output, resampled, limited
-     and encoded once per codec ("encode once, send many"), while talkers get total minus own signal;
+  4. exact float sums per conference (blocks of equal-sized conferences at once); a participant contributing
+     nothing (silent, muted, gated) hears exactly its conference's total, so all such participants of a
+     conference share one output, resampled, limited and encoded once per codec ("encode once, send many"),
+     while talkers get total minus own signal;
   5. output gain and deafness, resampling back, the soft-knee limiter, 16-bit rounding, encoding;
   6. RTP headers for every packet in one call, packets of plain G.711 assembled as one byte array, sent;
   7. recordings: each recording conference's total (and, with tracks, each participant's own signal),
