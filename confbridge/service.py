@@ -378,28 +378,29 @@ class ConferenceService:
         """Set whose audio of a call is muted: "" (none), "in" (it is not heard), "out" (it hears nothing), "both"."""
         if direction not in MUTE_DIRECTIONS:
             raise InvalidRequest(f"mute direction must be one of in, out, both (or empty), not {direction!r}")
-        call = self._controlled_call(customer_id, call_id)
+        return self._set_mute(self._controlled_call(customer_id, call_id), direction)
+
+    def _set_mute(self, call: Call, direction: str) -> Call:
         changed = call.mute_direction != direction
         call.mute_direction = direction
         return self._controls_changed(call, changed, "mute")
 
     def mute(self, customer_id: str | None, call_id: str, direction: str) -> Call:
         """Add a mute direction ("in", "out" or "both") to what is muted already."""
-        wanted = _directions(direction)
-        call = self._get(Call, call_id, customer_id)
-        return self.set_mute(customer_id, call_id, _direction_name(_directions(call.mute_direction) | wanted))
+        wanted = _requested(direction)
+        call = self._controlled_call(customer_id, call_id)
+        return self._set_mute(call, _DIRECTION_NAMES[_DIRECTIONS[call.mute_direction] | wanted])
 
     def unmute(self, customer_id: str | None, call_id: str, direction: str = "both") -> Call:
         """Take a mute direction away ("both", the default, unmutes completely)."""
-        unwanted = _directions(direction)
-        call = self._get(Call, call_id, customer_id)
-        return self.set_mute(customer_id, call_id, _direction_name(_directions(call.mute_direction) - unwanted))
+        unwanted = _requested(direction)
+        call = self._controlled_call(customer_id, call_id)
+        return self._set_mute(call, _DIRECTION_NAMES[_DIRECTIONS[call.mute_direction] - unwanted])
 
     def toggle_self_mute(self, call_id: str) -> Call:
         """The caller's own mute key: its voice leaves the mix, or comes back (what it hears is unchanged)."""
-        call = self._get(Call, call_id, None)
-        toggled = {"": "in", "in": "", "out": "both", "both": "out"}[call.mute_direction]
-        return self.set_mute(None, call_id, toggled)
+        call = self._controlled_call(None, call_id)
+        return self._set_mute(call, _DIRECTION_NAMES[_DIRECTIONS[call.mute_direction] ^ {"in"}])
 
     def set_hold(self, customer_id: str | None, call_id: str, hold: bool) -> Call:
         """Put a call on hold (neither heard nor hearing) or take it off."""
@@ -408,12 +409,13 @@ class ConferenceService:
         call.hold = hold
         return self._controls_changed(call, changed, "hold" if hold else "unhold")
 
-    def set_gain(self, customer_id: str | None, call_id: str, direction: str, gain_db: float) -> Call:
-        """Set the gain in dB of the caller's voice ("in"), of what it hears ("out"), or of both."""
+    def set_gain(self, customer_id: str | None, call_id: str, direction: str, gain_db: object) -> Call:
+        """Set the gain in dB of the caller's voice ("in"), of what it hears ("out"), or of both (`gain_db` as it
+        came, from JSON say: anything but a number within range is refused)."""
         low, high = GAIN_RANGE_DB
         if isinstance(gain_db, bool) or not isinstance(gain_db, (int, float)) or not low <= gain_db <= high:
             raise InvalidRequest(f"gain must be a number of dB from {low:g} to {high:g}, not {gain_db!r}")
-        directions = _directions(direction)
+        directions = _requested(direction)
         call = self._controlled_call(customer_id, call_id)
         before = (call.gain_in, call.gain_out)
         if "in" in directions:
@@ -599,14 +601,14 @@ class ConferenceService:
                 self._save(conference, None)
 
 
-def _directions(direction: str) -> set[str]:
-    """"in", "out" or "both" as a set of "in"/"out"; InvalidRequest for anything else."""
-    sets = {"in": {"in"}, "out": {"out"}, "both": {"in", "out"}, "": set()}
-    if direction not in sets:
-        raise InvalidRequest(f"direction must be in, out or both, not {direction!r}")
-    return set(sets[direction])
+_DIRECTIONS: dict[str, frozenset[str]] = {"": frozenset(), "in": frozenset({"in"}), "out": frozenset({"out"}),
+                                          "both": frozenset({"in", "out"})}
+"""A mute direction as the set of sides it mutes."""
+_DIRECTION_NAMES = {sides: name for name, sides in _DIRECTIONS.items()}
 
 
-def _direction_name(directions: set[str]) -> str:
-    return {frozenset(): "", frozenset({"in"}): "in", frozenset({"out"}): "out",
-            frozenset({"in", "out"}): "both"}[frozenset(directions)]
+def _requested(direction: object) -> frozenset[str]:
+    """The sides a request names: "in", "out" or "both"; InvalidRequest for anything else."""
+    if direction not in ("in", "out", "both"):
+        raise InvalidRequest(f'direction must be "in", "out" or "both", not {direction!r}')
+    return _DIRECTIONS[str(direction)]
