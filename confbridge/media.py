@@ -234,9 +234,9 @@ class MediaEngine:
         self._layouts: dict[int, Layout] | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._housekeeping_due: deque[str] = deque()
+        """Leg ids still to be looked after in the current housekeeping round."""
         self._events: deque[tuple[MediaLeg, LegEvent]] = deque()
         """Leg events waiting to be handled after a tick (`_deliver_events`)."""
-        """Leg ids still to be looked after in the current housekeeping round."""
 
     # -- legs -------------------------------------------------------------------------------------
 
@@ -540,10 +540,6 @@ class MediaEngine:
         share = math.ceil(len(self._legs) * self.tick_period / HOUSEKEEPING_PERIOD)
         legs = [leg for leg in (self._legs.get(due.popleft()) for _ in range(min(share, len(due)))) if leg is not None]
         self._housekeep(legs, now)
-
-    def housekeeping(self, now: float) -> None:
-        """Look after every leg now (see `_housekeep`)."""
-        self._housekeep(list(self._legs.values()), now)
 
     def _housekeep(self, legs: list[MediaLeg], now: float) -> None:
         """What each session has due: RTCP reports, DTMF whose end was lost, inactivity; Opus adapts its FEC."""

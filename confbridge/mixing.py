@@ -28,7 +28,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from time import perf_counter
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 import numpy as np
 import numpy.typing as npt
@@ -116,11 +116,11 @@ class Layout:
     all_plain: bool = field(init=False)
     byte_stream: Rows = field(init=False)
     g711_in_order: bool = field(init=False)
+    """Whether the G.711 rows are rows 0, 1, 2, ... (every row μ-law, or the laws already in row order)."""
     scaled: Rows = field(init=False)
     """Rows whose input gain is not 1 (muted and held rows have 0)."""
     sending_by_rate: list[tuple[int, Rows]] = field(init=False)
     """The sending rows grouped by their codec's native rate."""
-    """Whether the G.711 rows are rows 0, 1, 2, ... (every row μ-law, or the laws already in row order)."""
 
     def __post_init__(self) -> None:
         self.byte_stream = np.concatenate([self.g711, self.g722])
@@ -477,16 +477,10 @@ class Mixer:
     def _transmit(self, layout: Layout, g711_rows: Rows, g711_payload: npt.NDArray[np.uint8] | None,
                   payloads: dict[int, bytes], now: float) -> None:
         """Stamp every packet in one call, build G.711 packets as one byte string, send each."""
-        sessions = layout.sessions
         if g711_payload is not None and g711_rows.size:
-            rows = g711_rows.tolist()
-            remotes = [sessions[row].remote for row in rows]
-            if None in remotes:  # nowhere to send yet (an address still being learnt): time moves on
-                ready = np.array([remote is not None for remote in remotes], dtype=np.bool_)
-                self.table.skip(layout.slots[g711_rows[~ready]])
+            rows, remotes, ready = self._addressed(layout, g711_rows.tolist())
+            if ready is not None:
                 g711_rows, g711_payload = g711_rows[ready], g711_payload[ready]
-                rows = g711_rows.tolist()
-                remotes = [remote for remote in remotes if remote is not None]
             headers = self.table.stamp_headers(layout.slots[g711_rows], np.full(len(rows), G711_FRAME, np.int64),
                                                now)
             packets = np.empty(len(rows), dtype=_G711_PACKET)
@@ -497,17 +491,24 @@ class Mixer:
             self._send_all(layout, rows, [wire[start : start + size] for start in range(0, len(wire), size)],
                            remotes)
         if payloads:
-            ordered = list(payloads)
-            remotes = [sessions[row].remote for row in ordered]
-            if None in remotes:
-                self.table.skip(layout.slots[[row for row, remote in zip(ordered, remotes, strict=True)
-                                              if remote is None]])
-                ordered = [row for row, remote in zip(ordered, remotes, strict=True) if remote is not None]
-                remotes = [remote for remote in remotes if remote is not None]
-            sizes = np.array([len(payloads[row]) for row in ordered], dtype=np.int64)
-            headers = self.table.stamp_headers(layout.slots[ordered], sizes, now)
-            self._send_all(layout, ordered, [header.tobytes() + payloads[row]
-                                             for header, row in zip(headers, ordered, strict=True)], remotes)
+            rows, remotes, _ = self._addressed(layout, list(payloads))
+            sizes = np.array([len(payloads[row]) for row in rows], dtype=np.int64)
+            headers = self.table.stamp_headers(layout.slots[rows], sizes, now)
+            self._send_all(layout, rows, [header.tobytes() + payloads[row]
+                                          for header, row in zip(headers, rows, strict=True)], remotes)
+
+    def _addressed(self, layout: Layout, rows: list[int]) -> tuple[list[int], list[Address],
+                                                                   npt.NDArray[np.bool_] | None]:
+        """The rows that have somewhere to send, their addresses, and (when some had none) which of `rows` they
+        are; a row whose address is still being learnt sends nothing this tick, and its time moves on."""
+        sessions = layout.sessions
+        remotes = [sessions[row].remote for row in rows]
+        if None not in remotes:
+            return rows, cast(list[Address], remotes), None
+        ready = np.array([remote is not None for remote in remotes], dtype=np.bool_)
+        self.table.skip(layout.slots[np.asarray(rows, dtype=np.intp)[~ready]])
+        return ([row for row, remote in zip(rows, remotes, strict=True) if remote is not None],
+                [remote for remote in remotes if remote is not None], ready)
 
     @staticmethod
     def _send_all(layout: Layout, rows: list[int], packets: list[bytes], remotes: list[Address]) -> None:
