@@ -15,21 +15,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import subprocess
 import sys
-import tempfile
 import time
-import urllib.request
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-from loadgen import process_cpu_seconds
+from bench_server import LOOPBACK, ROOT, BenchServer
 
-ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
 TOKEN = "capacity-benchmark"
 LOSS_LIMIT = 0.001
@@ -45,58 +38,9 @@ class Ports:
     rtp: tuple[int, int] = (20000, 29999)
 
 
-def pinned(command: list[str], cpu: int | None) -> list[str]:
-    """`command` run on one CPU (taskset), or as it is."""
-    return ["taskset", "-c", str(cpu), *command] if cpu is not None else command
-
-
-def wait_for_http(url: str, process: subprocess.Popen[bytes], timeout: float = 20.0) -> None:
-    """Until `url` answers (any HTTP status) or the process dies."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"server exited with {process.returncode}")
-        try:
-            with urllib.request.urlopen(url, timeout=1):
-                return
-        except urllib.error.HTTPError:
-            return
-        except OSError:
-            time.sleep(0.1)
-    raise RuntimeError(f"{url} did not answer within {timeout} s")
-
-
-@contextmanager
-def confbridge(cpu: int | None, ports: Ports) -> Iterator[subprocess.Popen[bytes]]:
-    """A fresh confbridge server with its own data folder, stopped and removed afterwards."""
-    data = Path(tempfile.mkdtemp(prefix="confbridge-capacity-"))
-    log = open(data / "server.log", "wb")  # noqa: SIM115 -- closed below
-    command = [PYTHON, "-m", "confbridge", "serve", "--bind", "127.0.0.1", "--sip-port", str(ports.sip),
-               "--http-port", str(ports.http), "--rtp-ports", f"{ports.rtp[0]}-{ports.rtp[1]}", "--data-dir",
-               str(data), "--token", TOKEN, "--log-level", "WARNING"]
-    process = subprocess.Popen(pinned(command, cpu), cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
-    try:
-        wait_for_http(f"http://127.0.0.1:{ports.http}/metrics", process)
-        yield process
-    finally:
-        process.terminate()
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        log.close()
-        shutil.rmtree(data, ignore_errors=True)
-
-
-def create_conference(ports: Ports) -> str:
-    """A new conference's direct URI."""
-    request = urllib.request.Request(f"http://127.0.0.1:{ports.http}/v1.0/conferences?token={TOKEN}",
-                                     data=json.dumps({"type": "conference", "name": "capacity"}).encode(),
-                                     method="POST", headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(request, timeout=10) as response:
-        conference = json.loads(response.read())
-    return f"sip:direct.{conference['direct_hash']}@127.0.0.1:{ports.sip}"
+def confbridge(cpu: int | None, ports: Ports) -> BenchServer:
+    """A fresh confbridge with its own data folder, pinned to `cpu` (use it with `with`)."""
+    return BenchServer(sip_port=ports.sip, http_port=ports.http, rtp_ports=ports.rtp, token=TOKEN, cpu=cpu)
 
 
 def run_loadgen(arguments: list[str], cpu: int | None, timeout: float) -> dict[str, Any]:
@@ -116,11 +60,10 @@ def measure_confbridge(participants: int, *, seconds: float, warmup: float, talk
                        server_cpu: int | None, loadgen_cpu: int | None, ports: Ports) -> dict[str, Any]:
     """One row: `participants` callers in one conference of a fresh server."""
     with confbridge(server_cpu, ports) as server:
-        uri = create_conference(ports)
-        report = run_loadgen(["--sip", f"127.0.0.1:{ports.sip}", "--uri", uri, "-n", str(participants),
+        uri = server.direct_uri(server.create_conference("capacity"))
+        report = run_loadgen(["--sip", f"{LOOPBACK}:{ports.sip}", "--uri", uri, "-n", str(participants),
                               "--seconds", str(seconds), "--warmup", str(warmup), "--talkers", str(talkers),
-                              "--server-pid", str(server.pid),
-                              "--metrics", f"http://127.0.0.1:{ports.http}/metrics"],
+                              "--server-pid", str(server.pid), "--metrics", server.metrics_url],
                              loadgen_cpu, timeout=seconds + warmup + participants / 20 + 120)
     report["server"] = "confbridge"
     return report
@@ -130,11 +73,11 @@ def measure_idle(conferences: int, seconds: float, server_cpu: int | None, ports
     """The CPU (% of a core) of a server holding `conferences` conferences that nobody has called."""
     with confbridge(server_cpu, ports) as server:
         for _ in range(conferences):
-            create_conference(ports)
+            server.create_conference("idle")
         time.sleep(2.0)
-        before, started = process_cpu_seconds(server.pid), time.monotonic()
+        before, started = server.cpu_seconds(), time.monotonic()
         time.sleep(seconds)
-        return 100 * (process_cpu_seconds(server.pid) - before) / (time.monotonic() - started)
+        return 100 * (server.cpu_seconds() - before) / (time.monotonic() - started)
 
 
 def holds(row: dict[str, Any]) -> bool:
@@ -158,12 +101,17 @@ def format_row(row: dict[str, Any]) -> str:
     def ms(value: float | None) -> str:
         return f"{value:.2f}" if value is not None else "-"
 
-    per_participant = row["server_cpu_percent"] / 100 * 1e6 / row["participants"]
-    return (f"{row['server']:>10} {row['participants']:>5} {row['server_cpu_percent']:>8.1f} {per_participant:>9.1f} "
+    return (f"{row['server']:>10} {row['participants']:>5} {row['server_cpu_percent']:>8.1f} "
+            f"{cpu_per_participant(row):>9.1f} "
             f"{ms(lateness.get('p50')):>8} {ms(lateness.get('p99')):>6} {ms(lateness.get('max')):>6} "
             f"{ms(tick.get('p50')):>8} {row['lost']:>7} {row['received_jitter_ms']:>7.2f} "
             f"{row['generator_cpu_percent']:>8.1f} {row['generator_send_lateness_ms']['p99']:>7.2f} "
             f"{'yes' if holds(row) else 'no':>5}")
+
+
+def cpu_per_participant(row: dict[str, Any]) -> float:
+    """Server CPU in µs per participant per second."""
+    return float(row["server_cpu_percent"]) / 100 * 1e6 / int(row["participants"])
 
 
 def largest_holding(rows: list[dict[str, Any]]) -> int:

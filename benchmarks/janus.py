@@ -19,6 +19,7 @@ from capacity import (
     LATENESS_LIMIT_MS,
     Ports,
     arguments,
+    cpu_per_participant,
     format_row,
     holds,
     largest_holding,
@@ -41,11 +42,6 @@ def measure_janus(participants: int, *, seconds: float, warmup: float, talkers: 
                              loadgen_cpu, timeout=seconds + warmup + participants * JOIN_SECONDS_PER_PARTICIPANT + 120)
     report["server"] = "janus"
     return report
-
-
-def cpu_per_participant(row: dict[str, Any]) -> float:
-    """Server CPU in µs per participant per second."""
-    return float(row["server_cpu_percent"]) / 100 * 1e6 / row["participants"]
 
 
 def main() -> None:

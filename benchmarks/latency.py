@@ -62,27 +62,33 @@ import statistics
 import struct
 import subprocess
 import sys
-import tempfile
 import time
-import urllib.error
-import urllib.request
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from types import FrameType
 from typing import Any
 
 import numpy as np
-from loadgen import FRAME, LOOPBACK, PACKET, Participant, open_participants, sip_setup, sip_teardown
+from bench_server import LOOPBACK, ROOT, BenchServer, read_metrics, stop_process
+from loadgen import (
+    FRAME,
+    PACKET,
+    SO_TIMESTAMPNS,
+    Participant,
+    kernel_time,
+    open_participants,
+    scrape_tick_figures,
+    sip_setup,
+    sip_teardown,
+)
 
 from rtp.g711 import ulaw_decode, ulaw_encode
 
-ROOT = Path(__file__).resolve().parent.parent
 SIP_PORT = 5360
 HTTP_PORT = 8488
-RTP_PORTS = "40000-44999"
-API = f"http://{LOOPBACK}:{HTTP_PORT}"
+RTP_PORTS = (40000, 44999)
+METRICS = f"http://{LOOPBACK}:{HTTP_PORT}/metrics"
 TICK = 0.020
 RATE = 8000
 SILENCE = 0xFF
@@ -92,85 +98,16 @@ THRESHOLD = 8000
 """A decoded sample at least this loud is the click (silence decodes to 0)."""
 SPIN = 0.0015
 """Busy-poll this long before each send deadline (epoll timeouts have millisecond granularity)."""
-SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)
-"""Linux's SO_TIMESTAMPNS (not exported by Python's socket module); 35 on x86 and ARM."""
 
 
 # -- server and REST ------------------------------------------------------------------------------------------
 
 
-def http(method: str, path: str, token: str | None = None, body: dict[str, Any] | None = None) -> bytes:
-    """One request to the server's HTTP port; returns the body (raises on errors)."""
-    url = f"{API}{path}" + (f"{'&' if '?' in path else '?'}token={token}" if token else "")
-    data = json.dumps(body).encode() if body is not None else None
-    request = urllib.request.Request(url, data=data, method=method, headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(request, timeout=5) as response:
-        result: bytes = response.read()
-        return result
-
-
-def api(method: str, path: str, token: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
-    """A `/v1.0` REST request, decoded."""
-    result: dict[str, Any] = json.loads(http(method, f"/v1.0{path}", token, body))
-    return result
-
-
-def start_server(data_dir: Path, token: str) -> subprocess.Popen[bytes]:
-    """`confbridge serve` on the benchmark's ports, logging to `data_dir/server.log`."""
-    python = ROOT / ".venv" / "bin" / "python"
-    command = [str(python if python.exists() else sys.executable), "-m", "confbridge", "serve", "--bind", LOOPBACK,
-               "--sip-port", str(SIP_PORT), "--http-port", str(HTTP_PORT), "--rtp-ports", RTP_PORTS,
-               "--data-dir", str(data_dir), "--token", token, "--log-level", "WARNING"]
-    log = (data_dir / "server.log").open("wb")
-    try:
-        return subprocess.Popen(command, cwd=ROOT, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
-    finally:
-        log.close()
-
-
-def wait_ready(server: subprocess.Popen[bytes], token: str, data_dir: Path, timeout: float = 30.0) -> None:
-    """Until the REST API answers; fails with the server's log if it exits or never answers."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            break
-        try:
-            api("GET", "/conferences?page_size=1", token)
-            return
-        except (urllib.error.URLError, ConnectionError, TimeoutError):
-            time.sleep(0.1)
-    log = (data_dir / "server.log").read_text(errors="replace")[-3000:]
-    raise SystemExit(f"confbridge did not come up (exit code {server.poll()}):\n{log}")
-
-
-def stop_process(process: subprocess.Popen[bytes] | None, grace: float = 10.0) -> None:
-    """SIGTERM, then SIGKILL after `grace` seconds; only the process we started."""
-    if process is None or process.poll() is not None:
-        return
-    process.terminate()
-    try:
-        process.wait(grace)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait(5)
-
-
-def metrics() -> dict[str, float]:
-    """The server's Prometheus text as {'name{labels}': value} (comments skipped)."""
-    figures: dict[str, float] = {}
-    for line in http("GET", "/metrics").decode().splitlines():
-        if line and not line.startswith("#"):
-            name, _, value = line.rpartition(" ")
-            with contextlib.suppress(ValueError):
-                figures[name] = float(value)
-    return figures
-
-
-def leg_media(conference_id: str, port: int, token: str) -> dict[str, Any]:
+def leg_media(server: BenchServer, conference_id: str, port: int) -> dict[str, Any]:
     """The `media` figures of the conference's participant whose RTP comes from `port` (empty if not found)."""
-    conference = api("GET", f"/conferences/{conference_id}", token)
+    conference = server.request("GET", f"/conferences/{conference_id}")
     for call_id in conference.get("conferencecall_ids", []):
-        media: dict[str, Any] = api("GET", f"/conferencecalls/{call_id}", token).get("media", {})
+        media: dict[str, Any] = server.request("GET", f"/conferencecalls/{call_id}").get("media", {})
         if media.get("remote") == f"{LOOPBACK}:{port}":
             return media
     return {}
@@ -202,13 +139,10 @@ def realtime_offset() -> float:
     return best[1]
 
 
-def kernel_time(ancillary: list[tuple[int, int, bytes]], offset: float) -> float:
+def monotonic_kernel_time(ancillary: list[tuple[int, int, bytes]], offset: float) -> float:
     """The SO_TIMESTAMPNS receive time of a datagram on the monotonic clock (nan when absent)."""
-    for level, kind, data in ancillary:
-        if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS and len(data) >= 16:
-            seconds, nanoseconds = struct.unpack("qq", data[:16])
-            return seconds + nanoseconds / 1e9 - offset
-    return math.nan
+    received = kernel_time(ancillary)
+    return received - offset if received is not None else math.nan
 
 
 def stream(a: Participant, b: Participant, ticks: int, clicks: dict[int, int], delays: dict[int, float]) -> Capture:
@@ -250,7 +184,7 @@ def stream(a: Participant, b: Participant, ticks: int, clicks: dict[int, int], d
                             if fd == b_fd:
                                 data, ancillary, _, _ = b.sock.recvmsg(2048, ancillary_size)
                                 now = time.monotonic()
-                                received.append((now, kernel_time(ancillary, offset), data))
+                                received.append((now, monotonic_kernel_time(ancillary, offset), data))
                             else:
                                 a.sock.recv(2048)
                         except BlockingIOError:
@@ -419,7 +353,7 @@ def wait_for_legs(count: int, loadgen: subprocess.Popen[bytes], timeout: float) 
     while time.monotonic() < deadline:
         if loadgen.poll() is not None:
             raise SystemExit(f"loadgen exited early: {loadgen.communicate()[1].decode(errors='replace')[-2000:]}")
-        if metrics().get("confbridge_media_legs", 0) >= count:
+        if read_metrics(METRICS).get("confbridge_media_legs", 0) >= count:
             return
         time.sleep(0.2)
     raise SystemExit(f"the background calls did not come up within {timeout:.0f} s")
@@ -427,7 +361,7 @@ def wait_for_legs(count: int, loadgen: subprocess.Popen[bytes], timeout: float) 
 
 def tick_counters() -> dict[str, float]:
     """The server's cumulative tick counters: ticks, late ticks (a period or more late), skipped ticks."""
-    figures = metrics()
+    figures = read_metrics(METRICS)
     found: dict[str, float] = {}
     for key in ("ticks", "late_ticks", "skipped_ticks"):
         for name in (f"confbridge_mixer_{key}_total", f"confbridge_mixer_{key}"):
@@ -446,21 +380,15 @@ def counter_delta(after: dict[str, float], before: dict[str, float]) -> dict[str
 
 def server_figures() -> dict[str, float]:
     """Tick lateness and compute quantiles (ms, the server's last 30 s) from `/metrics`."""
-    figures = metrics()
-    names = {
-        "lateness_p50": 'confbridge_mixer_tick_lateness_seconds{quantile="0.5"}',
-        "lateness_p99": 'confbridge_mixer_tick_lateness_seconds{quantile="0.99"}',
-        "lateness_max": 'confbridge_mixer_tick_lateness_seconds{quantile="1"}',
-        "compute_p50": 'confbridge_mixer_tick_compute_seconds{quantile="0.5"}',
-        "compute_p99": 'confbridge_mixer_tick_compute_seconds{quantile="0.99"}',
-    }
-    return {key: 1000 * figures[name] for key, name in names.items() if name in figures}
+    figures = scrape_tick_figures(METRICS)
+    return {**{f"lateness_{key}": value for key, value in figures["server_tick_lateness_ms"].items()},
+            **{f"compute_{key}": value for key, value in figures["server_tick_compute_ms"].items()}}
 
 
-def run_row(token: str, background: int, args: argparse.Namespace) -> Result:
+def run_row(server: BenchServer, background: int, args: argparse.Namespace) -> Result:
     """A fresh conference and call pair (hence a fresh tick phase), optionally with background load."""
-    conference = api("POST", "/conferences", token, {"type": "conference", "name": f"latency-{background}"})
-    uri = f"sip:direct.{conference['direct_hash']}@{LOOPBACK}:{SIP_PORT}"
+    conference = server.create_conference(f"latency-{background}")
+    uri = server.direct_uri(conference)
     people = open_participants(2)
     a, b = people
     b.sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
@@ -488,7 +416,7 @@ def run_row(token: str, background: int, args: argparse.Namespace) -> Result:
         result.setup_ticks = counter_delta(stream_before, setup_before)
         result.stream_ticks = counter_delta(stream_after, stream_before)
         time.sleep(0.1)  # a few ticks: A's stream has ended, which is one underrun, subtracted below
-        media = leg_media(conference["id"], a.port, token)
+        media = leg_media(server, conference["id"], a.port)
         result.jitter_buffer_ms = media.get("jitter_buffer_ms")
         if "concealed_underruns" in media:
             result.underruns = max(0, int(media["concealed_underruns"]) - 1)
@@ -507,8 +435,8 @@ def run_row(token: str, background: int, args: argparse.Namespace) -> Result:
                     out, _ = loadgen.communicate(timeout=30)
                     loadgen_report = json.loads(out.decode().strip().splitlines()[-1])
             stop_process(loadgen)
-        with contextlib.suppress(urllib.error.URLError, ConnectionError, TimeoutError):
-            api("DELETE", f"/conferences/{conference['id']}", token)
+        with contextlib.suppress(OSError):
+            server.request("DELETE", f"/conferences/{conference['id']}")
     result.loadgen = loadgen_report
     return result
 
@@ -632,20 +560,14 @@ def main() -> None:
     token = secrets.token_hex(16)
     load_before = os.getloadavg()[0]
     results: list[Result] = []
-    with tempfile.TemporaryDirectory(prefix="confbridge-latency-") as directory:
-        data_dir = Path(directory)
-        server = start_server(data_dir, token)
-        try:
-            wait_ready(server, token, data_dir)
-            settings = [0] + ([args.background] if args.background else [])
-            for background in settings:
-                for _ in range(args.repeat):
-                    result = run_row(token, background, args)
-                    results.append(result)
-                    print(f"background {background}: p50 {ms(result.latencies, 50)} ms over "
-                          f"{len(result.latencies)}/{result.clicks_sent} clicks", file=sys.stderr)
-        finally:
-            stop_process(server)
+    with BenchServer(sip_port=SIP_PORT, http_port=HTTP_PORT, rtp_ports=RTP_PORTS, token=token) as server:
+        settings = [0] + ([args.background] if args.background else [])
+        for background in settings:
+            for _ in range(args.repeat):
+                result = run_row(server, background, args)
+                results.append(result)
+                print(f"background {background}: p50 {ms(result.latencies, 50)} ms over "
+                      f"{len(result.latencies)}/{result.clicks_sent} clicks", file=sys.stderr)
     print(f"confbridge click latency, {os.cpu_count()} CPUs, loopback, PCMU 20 ms, "
           f"{'no jitter' if not args.glitch_ms else 'one glitch'}, "
           f"{args.clicks} clicks every {args.interval} s per row; load average before {load_before:.1f}, "

@@ -27,16 +27,15 @@ import sys
 import time
 import urllib.request
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
+from bench_server import LOOPBACK, process_cpu_seconds, read_metrics
 
 from rtp.g711 import ulaw_encode
 from sip.errors import SipParseError
 from sip.message import Response, parse_message
 
-LOOPBACK = "127.0.0.1"
 FRAME = 160
 PACKET = 12 + FRAME
 TICK = 0.020
@@ -80,9 +79,7 @@ class Participant:
             if delta < 0x8000:
                 self.highest += delta
         self.received += 1
-        arrival = next((seconds + nanoseconds / 1e9 for level, kind, cdata in ancillary
-                        if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS
-                        for seconds, nanoseconds in (struct.unpack("qq", cdata[:16]),)), None)
+        arrival = kernel_time(ancillary)
         if arrival is None:
             return
         timestamp = int.from_bytes(data[4:8], "big")
@@ -251,26 +248,26 @@ def janus_keepalive(url: str) -> None:
 # -- streaming ------------------------------------------------------------------------------------------------
 
 
-def process_cpu_seconds(pid: int) -> float:
-    """User plus system CPU seconds of a process, all its threads (from /proc)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def scrape_tick_figures(url: str) -> dict[str, dict[str, float]]:
     """confbridge's tick lateness and compute quantiles (over its last 30 s) from /metrics, in ms."""
-    with urllib.request.urlopen(url, timeout=30) as response:
-        text = response.read().decode()
     figures: dict[str, dict[str, float]] = {"server_tick_lateness_ms": {}, "server_tick_compute_ms": {}}
     names = {"confbridge_mixer_tick_lateness_seconds": "server_tick_lateness_ms",
              "confbridge_mixer_tick_compute_seconds": "server_tick_compute_ms"}
     keys = {"0.5": "p50", "0.99": "p99", "1": "max"}
-    for line in text.splitlines():
-        name, _, rest = line.partition("{")
+    for series, value in read_metrics(url).items():
+        name, _, rest = series.partition("{")
         if name in names and rest.startswith('quantile="'):
-            quantile = rest.split('"')[1]
-            figures[names[name]][keys[quantile]] = round(float(line.rsplit(" ", 1)[1]) * 1000, 3)
+            figures[names[name]][keys[rest.split('"')[1]]] = round(value * 1000, 3)
     return figures
+
+
+def kernel_time(ancillary: list[tuple[int, int, bytes]]) -> float | None:
+    """The SO_TIMESTAMPNS receive time of a datagram (CLOCK_REALTIME seconds), None when the kernel gave none."""
+    for level, kind, data in ancillary:
+        if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS and len(data) >= 16:
+            seconds, nanoseconds = struct.unpack("qq", data[:16])
+            return float(seconds + nanoseconds / 1e9)
+    return None
 
 
 def stream(people: list[Participant], warmup: float, seconds: float, talkers: float, keepalive: Any = None,

@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import json
 import os
 import re
 import resource
@@ -52,12 +51,10 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
-LOOPBACK = "127.0.0.1"
-REPO_ROOT = Path(__file__).resolve().parents[1]
+from bench_server import CLOCK_TICKS, LOOPBACK, BenchServer, pinned
+
 SCENARIO = Path(__file__).resolve().parent / "scenarios" / "uac_setup.xml"
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 ACTIVE = ("joining", "joined", "leaving")
 SIPP_SOCKET_BUFFER = 4 << 20
 """SIPp's socket buffers (its default, 64 KiB, drops bursts of responses; the kernel caps it at rmem_max)."""
@@ -109,53 +106,14 @@ class Step:
 # -- the server -----------------------------------------------------------------------------------------------
 
 
-class Server:
-    """`python -m confbridge serve` as a child process, its REST API and its CPU counters."""
+class Server(BenchServer):
+    """The server under test, with what this benchmark reads of it besides the REST API."""
 
     def __init__(self, args: argparse.Namespace, data_dir: Path, token: str) -> None:
-        self.token = token
-        self.api = f"http://{LOOPBACK}:{args.http_port}/v1.0"
-        data_dir.mkdir(parents=True, exist_ok=True)
-        self.log_path = data_dir / "server.log"
-        command = [python_for_server(), "-m", "confbridge", "serve", "--bind", LOOPBACK,
-                   "--sip-port", str(args.sip_port), "--http-port", str(args.http_port), "--rtp-ports", args.rtp_ports,
-                   "--data-dir", str(data_dir), "--token", token, "--log-level", args.server_log_level]
-        with open(self.log_path, "wb") as log:
-            self.process = subprocess.Popen(pinned(args.server_cpu, command), stdout=log, stderr=subprocess.STDOUT,
-                                            stdin=subprocess.DEVNULL, cwd=REPO_ROOT,
-                                            env=dict(os.environ, PYTHONUNBUFFERED="1"))
-
-    def request(self, method: str, path: str, body: dict[str, Any] | None = None, timeout: float = 5.0) -> Any:
-        """One REST call with the token; the decoded JSON answer."""
-        separator = "&" if "?" in path else "?"
-        data = json.dumps(body).encode() if body is not None else None
-        req = urllib.request.Request(f"{self.api}{path}{separator}token={self.token}", data=data, method=method,
-                                     headers={"Content-Type": "application/json"})
-        with urllib.request.urlopen(req, timeout=timeout) as response:
-            return json.loads(response.read() or b"null")
-
-    def answers(self) -> bool:
-        """Whether the REST API answers a small request."""
-        try:
-            self.request("GET", "/conferences?page_size=1", timeout=5.0)
-        except (OSError, ValueError):
-            return False
-        return True
-
-    def wait_ready(self, timeout: float = 30.0) -> None:
-        """Wait until the REST API answers; raise if the server exits or takes too long."""
-        deadline = time.monotonic() + timeout
-        while not self.answers():
-            if self.process.poll() is not None:
-                raise RuntimeError(f"server exited with {self.process.returncode}:\n{self.log_tail()}")
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"server's REST API did not answer within {timeout:.0f} s:\n{self.log_tail()}")
-            time.sleep(0.1)
-
-    def cpu_seconds(self) -> float:
-        """utime + stime of the server process (all its threads) so far."""
-        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+        low, high = map(int, args.rtp_ports.split("-"))
+        super().__init__(sip_port=args.sip_port, http_port=args.http_port, rtp_ports=(low, high), token=token,
+                         cpu=args.server_cpu, data_dir=data_dir, log_level=args.server_log_level)
+        self.start()
 
     def active_participants(self) -> Counter[str] | None:
         """How many conferencecalls are joining, joined or leaving (None when the API does not answer)."""
@@ -176,7 +134,7 @@ class Server:
         """How many UDP ports of the server's RTP range other programs hold (the server skips those)."""
         low, high = map(int, ports.split("-"))
         ours = set()
-        for fd in Path(f"/proc/{self.process.pid}/fd").iterdir():
+        for fd in Path(f"/proc/{self.pid}/fd").iterdir():
             try:
                 ours.add(os.readlink(fd))
             except OSError:
@@ -206,26 +164,6 @@ class Server:
                 kinds[re.sub(r"\d+", "N", line)[:150]] += 1
         return [(count, kind) for kind, count in kinds.most_common()]
 
-    def log_tail(self, lines: int = 30) -> str:
-        """The end of the server's output."""
-        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-
-    def stop(self) -> None:
-        """SIGTERM, then SIGKILL after 15 s."""
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-
-
-def python_for_server() -> str:
-    """The project's virtualenv Python if there is one, else the one running this script."""
-    venv = REPO_ROOT / ".venv" / "bin" / "python"
-    return str(venv) if venv.exists() else sys.executable
-
 
 def busy_seconds(cpu: int) -> float:
     """CPU seconds core `cpu` (all cores for a negative `cpu`) spent busy since boot, from /proc/stat."""
@@ -246,16 +184,6 @@ def udp_drops(port: int) -> int:
         if int(fields[1].rsplit(":", 1)[1], 16) == port:
             total += int(fields[-1])
     return total
-
-
-def pinned(cpu: int, command: list[str]) -> list[str]:
-    """`command` under `taskset -c cpu` (unchanged for a negative cpu)."""
-    if cpu < 0:
-        return command
-    taskset = shutil.which("taskset")
-    if taskset is None:
-        raise SystemExit("taskset (util-linux) is needed for pinning; pass --server-cpu -1 --sipp-cpu -1 without it")
-    return [taskset, "-c", str(cpu), *command]
 
 
 # -- SIPp -----------------------------------------------------------------------------------------------------
@@ -283,7 +211,7 @@ def run_step(args: argparse.Namespace, server: Server, target: str, rate: int, w
     host_before, cpu_before, started = busy_seconds(args.server_cpu), server.cpu_seconds(), time.monotonic()
     drops_before = udp_drops(args.sip_port)
     with open(work / "stdout.log", "wb") as out:
-        sipp = subprocess.Popen(pinned(args.sipp_cpu, command), stdin=subprocess.DEVNULL, stdout=out,
+        sipp = subprocess.Popen(pinned(command, args.sipp_cpu), stdin=subprocess.DEVNULL, stdout=out,
                                 stderr=subprocess.STDOUT, cwd=work)
         samples = [(started, cpu_before)]
         try:
@@ -388,11 +316,11 @@ def check_health(step: Step, server: Server, drain: float) -> None:
     started = time.monotonic()
     while True:
         counts = server.active_participants()
-        step.api_ok = counts is not None and server.process.poll() is None
+        step.api_ok = counts is not None and server.running
         step.stuck = -1 if counts is None else sum(counts.values())
         if step.active_after < 0:
             step.active_after = step.stuck
-        if step.stuck == 0 or time.monotonic() - started > drain or server.process.poll() is not None:
+        if step.stuck == 0 or time.monotonic() - started > drain or not server.running:
             break
         time.sleep(1.0)
     step.drain_seconds = time.monotonic() - started
@@ -527,14 +455,15 @@ def main() -> None:
         cpu_before, started = server.cpu_seconds(), time.monotonic()
         time.sleep(2.0)
         idle_cpu = 100 * (server.cpu_seconds() - cpu_before) / (time.monotonic() - started)
-        print(f"server pid {server.process.pid}, conference {conference['id']}, target {target}", flush=True)
+        print(f"server pid {server.pid}, conference {conference['id']}, target {target}", flush=True)
         for index, rate in enumerate(args.rate_list):
             step = run_step(args, server, target, rate, work / f"step-{index}-{rate}")
             steps.append(step)
             print(f"  {rate}/s: {step.successful}/{step.calls} ok, {step.failed} failed, {step.achieved:.1f}/s, "
                   f"server CPU {step.server_cpu:.0f} %, stuck {step.stuck}", flush=True)
-            if server.process.poll() is not None:
-                print(f"server exited with {server.process.returncode}:\n{server.log_tail()}", file=sys.stderr)
+            if not server.running:
+                print(f"server exited with {server.process.returncode if server.process else None}:\n"
+                      f"{server.log_tail()}", file=sys.stderr)
                 break
             time.sleep(args.rest)
         print_table(steps, idle_cpu, args)
