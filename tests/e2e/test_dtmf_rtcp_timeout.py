@@ -11,20 +11,11 @@ from aiortc.rtp import RtcpReceiverInfo, RtcpRrPacket, RtcpSrPacket
 from confbridge import ServerConfig
 from rtp.rtcp import ntp_middle, parse_compound
 from tests.helpers.audio import tone_level_db
-from tests.helpers.inprocess import InProcessServer, start_inprocess
+from tests.helpers.inprocess import InProcessServer, start_inprocess, wait_until
 from tests.helpers.participant import Participant, conferencecall_of
 from tests.helpers.peer_codecs import PEER_CODECS
 from tests.helpers.ports import free_rtp_range, free_sip_port
 from tests.helpers.server_process import LaunchServer
-
-
-def wait_until(condition: object, timeout: float = 5.0) -> None:
-    """Poll `condition()` until it is true."""
-    assert callable(condition)
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.05)
 
 
 def test_rfc4733_key_presses_become_events_once_each(inprocess_server: InProcessServer) -> None:

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from tests.helpers.audio import has_tone, lacks_tone, tone, tone_level_db, tone_power_db
-from tests.helpers.inprocess import InProcessServer
+from tests.helpers.inprocess import InProcessServer, wait_until
 from tests.helpers.participant import Participant, conferencecall_of
 
 SETTLE = 0.35
@@ -132,9 +132,7 @@ def test_talking_is_published_when_a_caller_speaks_and_falls_silent(inprocess_se
     listener = Participant(inprocess_server.sip, uri, 0.0, signal=np.zeros(5 * 8000, np.int16))
     try:
         joined = api.wait_for(f"/conferences/{conference['id']}", lambda c: len(c["conferencecall_ids"]) == 2)
-        deadline = time.monotonic() + 6
-        while len(inprocess_server.events_of("talking_stopped")) < 1 and time.monotonic() < deadline:
-            time.sleep(0.05)
+        wait_until(lambda: inprocess_server.events_of("talking_stopped"), timeout=6)
         started, stopped = inprocess_server.events_of("talking_started"), inprocess_server.events_of("talking_stopped")
         speaker_cc = conferencecall_of(api, speaker.sip)["id"]
         assert [event.data["conferencecall_id"] for event in started] == [speaker_cc]

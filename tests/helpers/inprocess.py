@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -81,3 +82,11 @@ def start_inprocess(config: ServerConfig) -> InProcessServer:
     running = InProcessServer(server, loop, thread)
     server.events.add_listener(running.events.append)
     return running
+
+
+def wait_until(condition: Callable[[], object], timeout: float = 5.0) -> None:
+    """Poll `condition()` until it is true (an event published, say); fail after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
