@@ -546,7 +546,8 @@ class Mixer:
             assert media.recording_id is not None
             self.recorder.write(media.recording_id, pcm[position])
             if media.tracks:
-                rows = np.flatnonzero(layout.conference_of_row == index)
+                end = layout.starts[index + 1] if index + 1 < layout.starts.size else len(layout.legs)
+                rows = np.arange(layout.starts[index], end, dtype=np.intp)
                 own = frames[rows]
                 if layout.rate != self.recording_rate:
                     own = self._convert("track", layout.rate, self.recording_rate, own.copy(), layout.slots[rows])
