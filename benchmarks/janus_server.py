@@ -14,7 +14,6 @@ import json
 import os
 import secrets
 import shutil
-import signal
 import subprocess
 import tempfile
 import time
@@ -23,6 +22,8 @@ import urllib.request
 from pathlib import Path
 from types import TracebackType
 from typing import Any
+
+from bench_server import stop_process
 
 JANUS = "/usr/bin/janus"
 LIBRARIES = Path("/usr/lib/x86_64-linux-gnu/janus")
@@ -201,14 +202,7 @@ admin: {{
 
     def stop(self, timeout: float = 10.0) -> None:
         """SIGTERM, then SIGKILL if janus is still running after `timeout` seconds."""
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            self.process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        stop_process(self.process, timeout)
 
     def tail(self, lines: int = 30) -> str:
         """The end of Janus's log."""
