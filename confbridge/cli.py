@@ -12,7 +12,14 @@ from pathlib import Path
 from sip.digest import Credentials
 from sip.timers import TimerConfig
 
-from .config import RECORDING_RATES, ServerConfig, parse_credentials, parse_port_range
+from .config import (
+    RECORDING_RATES,
+    ServerConfig,
+    check_customer_id,
+    parse_assignment,
+    parse_credentials,
+    parse_port_range,
+)
 from .dtmf_menu import DEFAULT_MENU, MenuAction, parse_binding
 from .negotiation import SrtpPolicy
 from .server import Server
@@ -33,8 +40,16 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--http-port", type=int, default=8088, help="REST API port (default 8088)")
     serve.add_argument("--data-dir", type=Path, default=Path("confbridge-data"),
                        help="database and recordings folder (default ./confbridge-data)")
-    serve.add_argument("--token", default=None,
-                       help="REST token of the default customer (default: generated and kept in the data dir)")
+    serve.add_argument("--token", action="append", default=[], metavar="TOKEN[=CUSTOMER_ID]",
+                       help="a REST token: TOKEN alone is the default customer's (default: generated and kept in the "
+                            "data dir); TOKEN=CUSTOMER_ID gives another customer (a UUID) access (repeatable)")
+    serve.add_argument("--webhook", type=_webhook, action="append", default=[], metavar="CUSTOMER_ID=URL",
+                       help="POST the customer's events to URL, signed with its webhook secret (repeatable)")
+    serve.add_argument("--webhook-secret", type=_customer_value, action="append", default=[],
+                       metavar="CUSTOMER_ID=SECRET",
+                       help="the key of a customer's webhook signatures (default: random, kept in the database)")
+    serve.add_argument("--health-interval", type=float, default=5.0, metavar="SECONDS",
+                       help="seconds between participant health checks; three failures kick (default 5)")
     serve.add_argument("--tls-port", type=int, default=None, help="SIP over TLS port (needs --tls-cert/--tls-key)")
     serve.add_argument("--tls-cert", type=Path, default=None, help="TLS certificate chain (PEM)")
     serve.add_argument("--tls-key", type=Path, default=None, help="TLS private key (PEM)")
@@ -95,6 +110,35 @@ def _menu(bindings: list[tuple[str, MenuAction] | None] | None) -> dict[str, Men
     return dict(binding for binding in bindings if binding is not None)
 
 
+def _customer_value(text: str) -> tuple[str, str]:
+    try:
+        customer_id, value = parse_assignment(text, "CUSTOMER_ID=VALUE")
+        return check_customer_id(customer_id), value
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _webhook(text: str) -> tuple[str, str]:
+    customer_id, url = _customer_value(text)
+    if not url.startswith(("http://", "https://")):
+        raise argparse.ArgumentTypeError(f"a webhook URL must be http:// or https://, not {url!r}")
+    return customer_id, url
+
+
+def _tokens(values: list[str]) -> tuple[str | None, dict[str, str]]:
+    """The default customer's token (the last TOKEN given alone) and the TOKEN=CUSTOMER_ID ones."""
+    default, others = None, {}
+    for value in values:
+        if "=" in value:
+            token, customer_id = parse_assignment(value, "TOKEN=CUSTOMER_ID")
+            others[token] = check_customer_id(customer_id)
+        elif value:
+            default = value
+        else:
+            raise ValueError("a token may not be empty")
+    return default, others
+
+
 def _credentials(text: str) -> Credentials:
     try:
         return parse_credentials(text)
@@ -121,9 +165,12 @@ async def serve(config: ServerConfig) -> None:
 
 def config_from_args(args: argparse.Namespace) -> ServerConfig:
     """The server configuration the `serve` options describe (ValueError when they do not fit together)."""
+    token, tokens = _tokens(args.token)
     return ServerConfig(
         bind=args.bind, public_address=args.public_address, sip_port=args.sip_port, rtp_ports=args.rtp_ports,
-        http_port=args.http_port, data_dir=args.data_dir, token=args.token, user_agent=args.user_agent,
+        http_port=args.http_port, data_dir=args.data_dir, token=token, tokens=tokens,
+        webhooks=dict(args.webhook), webhook_secrets=dict(args.webhook_secret),
+        health_interval=args.health_interval, user_agent=args.user_agent,
         sip_timers=TimerConfig(args.sip_t1, args.sip_t2, args.sip_t4), tls_port=args.tls_port,
         tls_cert=args.tls_cert, tls_key=args.tls_key, tcp_idle_timeout=args.tcp_idle_timeout,
         scanner_threshold=args.scanner_threshold, scanner_window=args.scanner_window,

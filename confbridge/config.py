@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+import uuid
 from pathlib import Path
 
 from rtp.codecs import MIX_RATES
@@ -30,6 +31,15 @@ class ServerConfig:
     data_dir: Path = field(default_factory=lambda: Path("confbridge-data"))
     token: str | None = None
     """REST token of the default customer; generated and stored in the data dir when None."""
+    tokens: dict[str, str] = field(default_factory=dict)
+    """More REST tokens: token -> the customer id (a UUID) it belongs to (`--token TOKEN=CUSTOMER_ID`)."""
+    webhooks: dict[str, str] = field(default_factory=dict)
+    """customer id -> the URL its events are POSTed to (`--webhook CUSTOMER_ID=URL`)."""
+    webhook_secrets: dict[str, str] = field(default_factory=dict)
+    """customer id -> the HMAC key of its webhook signatures; a customer without one gets a random one, kept in
+    the database and shown by `GET /v1.0/customer`."""
+    health_interval: float = 5.0
+    """Seconds between health checks of each participant (three failures in a row kick it)."""
     user_agent: str = "confbridge"
     """The Server / User-Agent header value."""
     sip_timers: TimerConfig = field(default_factory=TimerConfig)
@@ -73,6 +83,13 @@ class ServerConfig:
         if not 0 < self.recording_max_duration <= RECORDING_MAX_SECONDS:
             raise ValueError(f"the recording cap must be above 0 and at most {RECORDING_MAX_SECONDS:g} s")
         check_menu(self.dtmf_menu)
+        if self.health_interval <= 0:
+            raise ValueError("the health check interval must be positive")
+        for customer_id in (*self.tokens.values(), *self.webhooks, *self.webhook_secrets):
+            check_customer_id(customer_id)
+        for url in self.webhooks.values():
+            if not url.startswith(("http://", "https://")):
+                raise ValueError(f"a webhook URL must be http:// or https://, not {url!r}")
 
     @property
     def advertised_address(self) -> str:
@@ -98,3 +115,19 @@ def parse_credentials(text: str) -> Credentials:
     if not colon or not user:
         raise ValueError(f"expected USER:PASSWORD[@REALM], got {text!r}")
     return Credentials(user, password, realm if at else None)
+
+
+def check_customer_id(text: str) -> str:
+    """A customer id must be a UUID (it is part of event topics); ValueError otherwise."""
+    try:
+        return str(uuid.UUID(text))
+    except ValueError:
+        raise ValueError(f"a customer id must be a UUID, not {text!r}") from None
+
+
+def parse_assignment(text: str, what: str) -> tuple[str, str]:
+    """Parse `KEY=VALUE` (both non-empty; the value may contain '=')."""
+    key, equals, value = text.partition("=")
+    if not equals or not key or not value:
+        raise ValueError(f"expected {what}, got {text!r}")
+    return key, value

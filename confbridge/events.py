@@ -2,6 +2,12 @@
 
 Listeners are plain callables (run synchronously, failures logged); `subscribe()` gives an async
 iterator over a bounded queue for code that wants to `async for` over events.
+
+Every event carries the topics it is published under, `customer_id:<cid>:<kind>:<id>`, and, for what
+belongs to a conference (participants, calls, recordings, transcribes), also
+`customer_id:<cid>:conference:<conference id>:<kind>:<id>`. A subscription to a topic receives every event
+with a topic equal to it or below it, colon-separated segment by segment (`...:conference` matches
+`...:conference:<id>` but not `...:conferencecall:<id>`).
 """
 
 from __future__ import annotations
@@ -13,21 +19,43 @@ from dataclasses import dataclass
 from typing import Any
 
 from .models import Resource
+from .timestamps import NIL_UUID
 
 logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class Event:
-    """`{"type": ..., "data": <resource>}` plus the customer it belongs to."""
+    """`{"type": ..., "data": <resource>}` plus the customer it belongs to and the topics it is published under."""
 
     type: str
     data: dict[str, Any]
     customer_id: str
+    topics: tuple[str, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         """The wire form."""
         return {"type": self.type, "data": self.data}
+
+    def matches(self, topic: str) -> bool:
+        """Whether a subscription to `topic` receives this event (segment-wise prefix of one of its topics)."""
+        return any(own == topic or own.startswith(topic + ":") for own in self.topics)
+
+
+def resource_topics(customer_id: str, kind: str, resource_id: str, conference_id: str = NIL_UUID) -> tuple[str, ...]:
+    """The topics of an event about resource `kind`/`resource_id`, which may belong to a conference."""
+    customer = f"customer_id:{customer_id}"
+    own = f"{customer}:{kind}:{resource_id}"
+    if kind == "conference" or not conference_id or conference_id == NIL_UUID:
+        return (own,)
+    return (own, f"{customer}:conference:{conference_id}:{kind}:{resource_id}")
+
+
+def conference_of(resource: Resource) -> str:
+    """The conference a resource belongs to (NIL_UUID when none)."""
+    if getattr(resource, "reference_type", None) == "conference":
+        return str(getattr(resource, "reference_id", NIL_UUID))
+    return str(getattr(resource, "conference_id", NIL_UUID))
 
 
 class Subscription:
@@ -86,11 +114,14 @@ class EventBus:
     def publish(self, event_type: str, resource: Resource) -> Event:
         """Publish `event_type` with the resource's current representation."""
         logger.debug("event %s %s", event_type, resource.id)
-        return self.publish_data(event_type, resource.to_json(), resource.customer_id)
+        kind = type(resource).__name__.lower()
+        topics = resource_topics(resource.customer_id, kind, resource.id, conference_of(resource))
+        return self.publish_data(event_type, resource.to_json(), resource.customer_id, topics)
 
-    def publish_data(self, event_type: str, data: dict[str, Any], customer_id: str) -> Event:
-        """Publish an event that is not a resource snapshot (a DTMF digit, say)."""
-        event = Event(event_type, data, customer_id)
+    def publish_data(self, event_type: str, data: dict[str, Any], customer_id: str,
+                     topics: tuple[str, ...] = ()) -> Event:
+        """Publish an event that is not a resource snapshot (a DTMF digit, say) under `topics`."""
+        event = Event(event_type, data, customer_id, topics)
         for listener in list(self._listeners):
             try:
                 listener(event)

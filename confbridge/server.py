@@ -54,6 +54,8 @@ class Server:
         self.telephony: Telephony | None = None
         self.customer_id = ""
         self.token = ""
+        self.webhook_secrets: dict[str, str] = {}
+        """customer id -> the key its webhook deliveries are signed with (customers with a webhook or a secret)."""
         self._recorder: RecorderWorker | None = None
         self._sip: SipEdge | None = None
         self._http: web.AppRunner | None = None
@@ -81,6 +83,11 @@ class Server:
         self.store = store = Store(data_dir / "confbridge.sqlite3")
         self.customer_id = self._default_customer(store)
         self.token = self._default_token(store, data_dir)
+        for token, customer_id in config.tokens.items():
+            store.set_token(token, customer_id)
+        self.webhook_secrets = {customer_id: store.set_webhook(customer_id, config.webhooks.get(customer_id, ""),
+                                                               config.webhook_secrets.get(customer_id))
+                                for customer_id in {*config.webhooks, *config.webhook_secrets}}
         self.service = service = ConferenceService(store, self.events, recordings_dir,
                                                    recording_max_seconds=config.recording_max_duration)
         service.recover()

@@ -18,7 +18,7 @@ from recorder.wav import repair_header
 from recorder.worker import RecordingResult, TrackResult
 
 from .errors import Conflict, InvalidRequest, NotFound
-from .events import EventBus
+from .events import EventBus, resource_topics
 from .models import (
     GAIN_RANGE_DB,
     MUTE_DIRECTIONS,
@@ -199,15 +199,18 @@ class ConferenceService:
 
     # -- participants -----------------------------------------------------------------------------
 
-    def admit_call(self, conference: Conference, *, source: dict[str, str],
-                   destination: dict[str, str]) -> tuple[Call, Conferencecall]:
-        """An incoming call for a conference: create the call and its conferencecall (`joining`)."""
+    def admit_call(self, conference: Conference, *, source: dict[str, str], destination: dict[str, str],
+                   call_type: str = "sip") -> tuple[Call, Conferencecall]:
+        """An incoming call for a conference: create the call and its conferencecall (`joining`).
+
+        `call_type` says what carries it: "sip", or "bot" / "websocket" for participants without SIP.
+        """
         conference = self.get_conference(None, conference.id)
         if conference.status is not ConferenceStatus.PROGRESSING:
             raise Conflict(f"conference {conference.id} is {conference.status}")
-        call = Call(id=new_id(), customer_id=conference.customer_id, direction="incoming", source=source,
-                    destination=destination, status=CallStatus.PROGRESSING, conference_id=conference.id,
-                    tm_progressing=now_timestamp())
+        call = Call(id=new_id(), customer_id=conference.customer_id, type=call_type, direction="incoming",
+                    source=source, destination=destination, status=CallStatus.PROGRESSING,
+                    conference_id=conference.id, tm_progressing=now_timestamp())
         return call, self._new_participant(conference, call, "call_created")
 
     def _new_participant(self, conference: Conference, call: Call, call_event: str) -> Conferencecall:
@@ -284,7 +287,8 @@ class ConferenceService:
         call = self._get(Call, call_id, None)
         self.events.publish_data("call_dtmf_received", {
             "call_id": call.id, "conference_id": call.conference_id, "conferencecall_id": call.conferencecall_id,
-            "digit": digit, "duration": duration_ms, "method": method}, call.customer_id)
+            "digit": digit, "duration": duration_ms, "method": method}, call.customer_id,
+            resource_topics(call.customer_id, "call", call.id, call.conference_id))
         logger.info("call %s: DTMF %s (%d ms, %s)", call.id, digit, duration_ms, method)
 
     def participant_media_started(self, conferencecall_id: str) -> None:
@@ -429,7 +433,8 @@ class ConferenceService:
         participant = self._get(Conferencecall, conferencecall_id, None)
         self.events.publish_data("talking_started" if talking else "talking_stopped", {
             "conferencecall_id": participant.id, "conference_id": participant.conference_id,
-            "call_id": participant.reference_id}, participant.customer_id)
+            "call_id": participant.reference_id}, participant.customer_id,
+            resource_topics(participant.customer_id, "conferencecall", participant.id, participant.conference_id))
 
     def get_call(self, customer_id: str | None, call_id: str) -> Call:
         """A call."""

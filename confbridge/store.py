@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 import json
+import secrets
 import sqlite3
 import typing
 from pathlib import Path
@@ -50,6 +51,10 @@ class Store:
     def _create_schema(self) -> None:
         with self._transaction():
             self._db.execute("CREATE TABLE IF NOT EXISTS customers (id TEXT PRIMARY KEY, tm_create TEXT NOT NULL)")
+            existing = {row[1] for row in self._db.execute("PRAGMA table_info(customers)")}
+            for column in ("webhook_uri", "webhook_secret"):
+                if column not in existing:
+                    self._db.execute(f"ALTER TABLE customers ADD COLUMN {column} TEXT NOT NULL DEFAULT ''")
             self._db.execute("CREATE TABLE IF NOT EXISTS tokens (token TEXT PRIMARY KEY, "
                              "customer_id TEXT NOT NULL REFERENCES customers(id))")
             self._db.execute("CREATE TABLE IF NOT EXISTS settings (name TEXT PRIMARY KEY, value TEXT NOT NULL)")
@@ -124,6 +129,26 @@ class Store:
         self.add_customer(customer_id)
         with self._transaction():
             self._db.execute("INSERT OR REPLACE INTO tokens (token, customer_id) VALUES (?, ?)", (token, customer_id))
+
+    def set_webhook(self, customer_id: str, uri: str, secret: str | None = None) -> str:
+        """Send the customer's events to `uri` (empty: nowhere), signed with `secret`; returns the secret in force
+        (a random one is made and kept the first time none is given)."""
+        self.add_customer(customer_id)
+        with self._transaction():
+            row = self._db.execute("SELECT webhook_secret FROM customers WHERE id = ?", (customer_id,)).fetchone()
+            secret = secret or row[0] or secrets.token_hex(32)
+            self._db.execute("UPDATE customers SET webhook_uri = ?, webhook_secret = ? WHERE id = ?",
+                             (uri, secret, customer_id))
+        return secret
+
+    def customer(self, customer_id: str) -> dict[str, str] | None:
+        """A customer's id, webhook URI and secret, or None."""
+        row = self._db.execute("SELECT id, webhook_uri, webhook_secret, tm_create FROM customers WHERE id = ?",
+                               (customer_id,)).fetchone()
+        if row is None:
+            return None
+        return {"id": row[0], "webhook_uri": row[1], "webhook_method": "POST" if row[1] else "",
+                "webhook_secret": row[2], "tm_create": row[3]}
 
     def customer_for_token(self, token: str) -> str | None:
         """The customer a token belongs to, or None."""
