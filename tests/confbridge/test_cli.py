@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from confbridge.cli import build_parser, config_from_args
+from confbridge.cli import build_parser, config_from_args, main
 from confbridge.config import parse_port_range
 from confbridge.dtmf_menu import MenuAction
 from confbridge.negotiation import SrtpPolicy
@@ -19,7 +19,30 @@ from tests.helpers.server_process import start_server
 def test_defaults_are_the_embedded_loopback_ones() -> None:
     args = build_parser().parse_args(["serve"])
     assert (args.bind, args.public_address, args.sip_port, args.http_port) == ("127.0.0.1", None, 5060, 8088)
-    assert args.rtp_ports == (20000, 20999) and args.data_dir == Path("confbridge-data") and args.token is None
+    assert args.rtp_ports == (20000, 20999) and args.data_dir == Path("confbridge-data") and args.token == []
+    config = config_from_args(args)
+    assert config.token is None and config.tokens == {} and config.webhooks == {} and config.health_interval == 5.0
+
+
+def test_tokens_of_several_customers_and_webhooks() -> None:
+    first, second = "5e4a0680-804e-11ec-8477-2fea5968d85b", "6f5b1791-915f-42fd-9588-3feb6a79e96c"
+    args = build_parser().parse_args(["serve", "--token", "mine", "--token", f"t1={first}", "--token", f"t2={second}",
+                                      "--webhook", f"{first}=http://127.0.0.1:9/hook?x=1",
+                                      "--webhook-secret", f"{first}=s3cret"])
+    config = config_from_args(args)
+    assert config.token == "mine"
+    assert config.tokens == {"t1": first, "t2": second}
+    assert config.webhooks == {first: "http://127.0.0.1:9/hook?x=1"} and config.webhook_secrets == {first: "s3cret"}
+
+
+@pytest.mark.parametrize("argv", [["--token", "t=not-a-uuid"], ["--webhook", "nope=http://x"],
+                                  ["--webhook", "5e4a0680-804e-11ec-8477-2fea5968d85b=ftp://x"]])
+def test_bad_customer_options_are_refused(argv: list[str]) -> None:
+    try:
+        code = main(["serve", "--data-dir", "/nonexistent/never-used", *argv])
+    except SystemExit as exit:
+        code = int(exit.code or 0)
+    assert code == 2
 
 
 def test_media_options() -> None:
