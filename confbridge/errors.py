@@ -37,3 +37,7 @@ class Unavailable(ConfbridgeError):
     """A resource of the server itself ran out (RTP ports, say)."""
 
     status = 503
+
+
+class ConferenceFull(Conflict):
+    """A `connect` conference already has its two participants (a SIP caller hears 486 Busy Here)."""

@@ -1,4 +1,4 @@
-"""The resources of the VoIPBIN Conference API: conference, conferencecall, call, recording.
+"""The resources of the VoIPBIN Conference API: conference, conferencecall, call, recording, transcribe.
 
 Each is a plain dataclass whose fields are exactly its JSON representation; statuses are string
 enums whose order is the only direction they may move in.
@@ -59,11 +59,19 @@ class RecordingStatus(enum.StrEnum):
     ENDED = "ended"
 
 
+class TranscribeStatus(enum.StrEnum):
+    """Transcription life."""
+
+    PROGRESSING = "progressing"
+    DONE = "done"
+
+
 STATUS_ORDER: dict[type[enum.StrEnum], list[Any]] = {
     CallStatus: list(CallStatus),
     ConferenceStatus: list(ConferenceStatus),
     ConferencecallStatus: list(ConferencecallStatus),
     RecordingStatus: list(RecordingStatus),
+    TranscribeStatus: list(TranscribeStatus),
 }
 
 
@@ -124,7 +132,10 @@ class Conference(Resource):
     conferencecall_ids: list[str] = field(default_factory=list)
     recording_id: str = NIL_UUID
     recording_ids: list[str] = field(default_factory=list)
+    transcribe_id: str = NIL_UUID
+    transcribe_ids: list[str] = field(default_factory=list)
     direct_hash: str = field(default_factory=new_direct_hash)
+    """`sip:direct.<hash>@host` dials into the conference; "" when it has none."""
     tm_create: str = field(default_factory=now_timestamp)
     tm_update: str = NEVER
     tm_delete: str = NEVER
@@ -138,6 +149,8 @@ class Conferencecall(Resource):
     reference_type: str = "call"
     reference_id: str = NIL_UUID
     status: ConferencecallStatus = ConferencecallStatus.JOINING
+    leave_reason: str = ""
+    """Why it left (hangup, kicked, timeout, health check, connect partner left, server restart...)."""
     media: dict[str, Any] = field(default_factory=dict)
     """The participant's media figures (codec, loss, jitter, round trip, drops): live while it is in the
     conference, final once it has left; empty before its media started."""
@@ -190,6 +203,23 @@ class Recording(Resource):
     tracks: list[dict[str, Any]] = field(default_factory=list)
     """Per-participant track files beside the mix (recording_start with "tracks": true), listed when it ends:
     conferencecall_id, call_id, filename, offset and duration in seconds (and an error, if one was lost)."""
+    tm_start: str = NEVER
+    tm_end: str = NEVER
+    tm_create: str = field(default_factory=now_timestamp)
+    tm_update: str = NEVER
+    tm_delete: str = NEVER
+
+
+@dataclass
+class Transcribe(Resource):
+    """A transcription of a conference's audio (its text comes from the speech-to-text engine)."""
+
+    reference_type: str = "conference"
+    reference_id: str = NIL_UUID
+    status: TranscribeStatus = TranscribeStatus.PROGRESSING
+    language: str = ""
+    """BCP 47 tag of the spoken language, e.g. en-US."""
+    direction: str = "both"
     tm_start: str = NEVER
     tm_end: str = NEVER
     tm_create: str = field(default_factory=now_timestamp)

@@ -8,17 +8,23 @@ learns what happened on the wire through `participant_media_started` and `partic
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
+import re
+import time
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar, cast
 
 from recorder.wav import repair_header
 from recorder.worker import RecordingResult, TrackResult
 
-from .errors import Conflict, InvalidRequest, NotFound
-from .events import EventBus, resource_topics
+from .actions import checked_actions
+from .errors import ConferenceFull, Conflict, InvalidRequest, NotFound
+from .events import Event, EventBus, resource_event, resource_topics
 from .models import (
     GAIN_RANGE_DB,
     MUTE_DIRECTIONS,
@@ -32,12 +38,15 @@ from .models import (
     Recording,
     RecordingStatus,
     Resource,
+    Transcribe,
+    TranscribeStatus,
     moves_forward,
     new_direct_hash,
     new_id,
 )
 from .store import R, Store
-from .timestamps import NIL_UUID, now_timestamp
+from .supervision import HEALTH_INTERVAL, Supervisor
+from .timestamps import NIL_UUID, now_timestamp, seconds_since
 
 logger = logging.getLogger(__name__)
 
@@ -45,6 +54,17 @@ ACTIVE_PARTICIPANT = (ConferencecallStatus.JOINING, ConferencecallStatus.JOINED,
 KICKABLE = (ConferencecallStatus.JOINING, ConferencecallStatus.JOINED)
 RECORDING_MAX_SECONDS = 24 * 3600.0
 """A recording ends by itself after this much audio (the API's 24 h cap)."""
+PARTICIPANT_MAX_SECONDS = 24 * 3600.0
+"""A participant older than this fails its health checks (the API's 24 h limit)."""
+CONNECT_SEATS = 2
+"""A `connect` conference bridges exactly two participants."""
+LANGUAGE_RE = re.compile(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$")
+"""A BCP 47 language tag as transcription wants it (en-US, de, pt-BR, yue-Hant-HK)."""
+CONFERENCE_FIELDS = ("name", "detail", "data", "timeout", "pre_actions", "post_actions")
+"""What `update_conference` may change."""
+
+P = ParamSpec("P")
+T = TypeVar("T")
 
 
 class CallControl(Protocol):
@@ -65,6 +85,9 @@ class CallControl(Protocol):
     def media_statistics(self, call_id: str) -> dict[str, Any] | None:
         """The live media figures of a call (None when it has no media)."""
 
+    def media_idle(self, call_id: str) -> float | None:
+        """Seconds since the call's peer was last heard (0 while it is not expected to send); None without media."""
+
 
 class RecordingControl(Protocol):
     """What the service needs from the media side."""
@@ -76,6 +99,13 @@ class RecordingControl(Protocol):
 
     def stop_recording(self, conference_id: str) -> Future[RecordingResult]:
         """Stop the conference's recording; the future resolves when the file is complete."""
+
+
+def _checked_timeout(value: object) -> int:
+    """A conference timeout: whole seconds, 0 for none."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise InvalidRequest("timeout must be 0 (none) or a positive whole number of seconds")
+    return value
 
 
 @dataclass
@@ -90,18 +120,42 @@ class Page:
         return {"result": [item.to_json() for item in self.items], "next_page_token": self.next_page_token}
 
 
+def _transactional(
+        method: Callable[Concatenate[ConferenceService, P], T]) -> Callable[Concatenate[ConferenceService, P], T]:
+    """Run a service operation as one database transaction, its events published once it has committed."""
+    def run(self: ConferenceService, *args: P.args, **kwargs: P.kwargs) -> T:
+        with self._atomic():
+            return method(self, *args, **kwargs)
+
+    return functools.update_wrapper(cast("Callable[Concatenate[ConferenceService, P], T]", run), method)
+
+
 class ConferenceService:
-    """Conferences and everything in them, for every customer."""
+    """Conferences and everything in them, for every customer.
+
+    Each operation is one transaction: a crash leaves every change of it or none. Time-driven rules (conference
+    timeouts, participant health checks) run through `get_timer()` / `handle_timer(now)` on the `clock` given.
+    """
 
     def __init__(self, store: Store, events: EventBus, recordings_dir: Path, *,
-                 recording_max_seconds: float = RECORDING_MAX_SECONDS) -> None:
+                 recording_max_seconds: float = RECORDING_MAX_SECONDS, health_interval: float = HEALTH_INTERVAL,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.store = store
         self.events = events
         self.recordings_dir = recordings_dir
         self.recording_max_seconds = recording_max_seconds
         self.calls: CallControl | None = None
         self.media: RecordingControl | None = None
+        self.supervisor = Supervisor(health_interval)
+        self.clock = clock
+        self.on_timer_changed: Callable[[], None] | None = None
+        """Told when `get_timer()` may have moved earlier (the asyncio adapter re-arms its timer)."""
         self._recordings_done: dict[str, asyncio.Future[Recording]] = {}
+        self._pending_events: list[Event] | None = None
+        """Events of the transaction in progress, published when it commits (None outside one)."""
+        self.closing = False
+        """Set while the server shuts down: calls end, but no conference ends because of it (a `connect`
+        conference whose participants drop out with the server is still there after a restart)."""
 
     def attach(self, calls: CallControl, media: RecordingControl) -> None:
         """Connect the telephony and media sides (they are built after the service)."""
@@ -110,12 +164,32 @@ class ConferenceService:
 
     # -- storage helpers --------------------------------------------------------------------------
 
+    @contextmanager
+    def _atomic(self) -> Iterator[None]:
+        """One transaction (nested blocks join the outer one); its events go out after the commit, or never."""
+        if self._pending_events is not None:
+            yield
+            return
+        self._pending_events = []
+        try:
+            with self.store.atomic():
+                yield
+        except BaseException:
+            self._pending_events = None
+            raise
+        pending, self._pending_events = self._pending_events, None
+        for event in pending:
+            self.events.publish_event(event)
+
     def _save(self, resource: Resource, event: str | None) -> None:
         if hasattr(resource, "tm_update"):
             resource.tm_update = now_timestamp()
         self.store.save(resource)
         if event:
-            self.events.publish(event, resource)
+            if self._pending_events is not None:
+                self._pending_events.append(resource_event(event, resource))
+            else:
+                self.events.publish(event, resource)
 
     def _get(self, model: type[R], resource_id: str, customer_id: str | None) -> R:
         resource = self.store.get(model, resource_id)
@@ -128,7 +202,8 @@ class ConferenceService:
         token = getattr(items[-1], "tm_create", "") if items else ""
         return Page(list(items), token)
 
-    def _set_status(self, resource: Call | Conference | Conferencecall | Recording, status: Any, event: str) -> None:
+    def _set_status(self, resource: Call | Conference | Conferencecall | Recording | Transcribe, status: Any,
+                    event: str) -> None:
         if not moves_forward(resource.status, status):
             raise Conflict(f"{type(resource).__name__.lower()} {resource.id} is {resource.status}, "
                            f"it cannot become {status}")
@@ -137,6 +212,7 @@ class ConferenceService:
 
     # -- conferences ------------------------------------------------------------------------------
 
+    @_transactional
     def create_conference(self, customer_id: str, *, type: str = "conference", name: str = "", detail: str = "",
                           data: dict[str, Any] | None = None, timeout: int = 0,
                           pre_actions: list[dict[str, Any]] | None = None,
@@ -146,17 +222,23 @@ class ConferenceService:
             conference_type = ConferenceType(type)
         except ValueError:
             raise InvalidRequest(f"type must be one of {', '.join(t.value for t in ConferenceType)}") from None
-        if timeout < 0:
-            raise InvalidRequest("timeout must be 0 (none) or a positive number of seconds")
         conference = Conference(id=new_id(), customer_id=customer_id, type=conference_type, name=name, detail=detail,
-                                data=data or {}, timeout=timeout, pre_actions=pre_actions or [],
-                                post_actions=post_actions or [])
-        while self.store.find(Conference, direct_hash=conference.direct_hash):
-            conference.direct_hash = new_direct_hash()
+                                data=data or {}, timeout=_checked_timeout(timeout),
+                                pre_actions=checked_actions(pre_actions, "pre_actions"),
+                                post_actions=checked_actions(post_actions, "post_actions"),
+                                direct_hash=self._unused_direct_hash())
         self._save(conference, "conference_created")
         self._set_status(conference, ConferenceStatus.PROGRESSING, "conference_updated")
-        logger.info("conference %s created (%s, hash %s)", conference.id, conference.type, conference.direct_hash)
+        self._watch_timeout(conference)
+        logger.info("conference %s created (%s, hash %s, timeout %d s)", conference.id, conference.type,
+                    conference.direct_hash, conference.timeout)
         return conference
+
+    def _unused_direct_hash(self) -> str:
+        direct_hash = new_direct_hash()
+        while self.store.find(Conference, direct_hash=direct_hash):
+            direct_hash = new_direct_hash()
+        return direct_hash
 
     def get_conference(self, customer_id: str | None, conference_id: str) -> Conference:
         """A conference; NotFound if it does not exist or belongs to someone else."""
@@ -166,39 +248,150 @@ class ConferenceService:
         """A page of the customer's conferences that are not deleted, newest first."""
         return self._page(Conference, customer_id, page_size, page_token)
 
+    @_transactional
+    def update_conference(self, customer_id: str | None, conference_id: str, changes: dict[str, Any]) -> Conference:
+        """Change a conference's name, detail, data, timeout or actions (`changes` holds those given; a `type`
+        must be the one it has: type is immutable). A changed timeout counts from the conference's creation."""
+        conference = self.get_conference(customer_id, conference_id)
+        if "type" in changes and changes["type"] != conference.type.value:
+            raise InvalidRequest(f"type is immutable: conference {conference_id} is a {conference.type} conference")
+        unknown = sorted(set(changes) - {*CONFERENCE_FIELDS, "type"})
+        if unknown:
+            raise InvalidRequest(f"unknown fields {', '.join(unknown)}; a conference update may change "
+                                 f"{', '.join(CONFERENCE_FIELDS)}")
+        if conference.status in (ConferenceStatus.TERMINATING, ConferenceStatus.TERMINATED):
+            raise Conflict(f"conference {conference_id} is {conference.status}; it can no longer be changed")
+        if "pre_actions" in changes:
+            conference.pre_actions = checked_actions(changes["pre_actions"], "pre_actions")
+        if "post_actions" in changes:
+            conference.post_actions = checked_actions(changes["post_actions"], "post_actions")
+        if "timeout" in changes:
+            conference.timeout = _checked_timeout(changes["timeout"])
+        for name in ("name", "detail", "data"):
+            if name in changes:
+                setattr(conference, name, changes[name])
+        self._save(conference, "conference_updated")
+        self._watch_timeout(conference)
+        logger.info("conference %s updated (%s)", conference.id, ", ".join(sorted(changes)) or "nothing")
+        return conference
+
+    @_transactional
+    def regenerate_direct_hash(self, customer_id: str | None, conference_id: str) -> Conference:
+        """Give a conference a new direct hash (one without gets its first): the old URI stops dialling in at once."""
+        conference = self.get_conference(customer_id, conference_id)
+        if conference.status is ConferenceStatus.TERMINATED:
+            raise Conflict(f"conference {conference_id} is terminated")
+        old, conference.direct_hash = conference.direct_hash, self._unused_direct_hash()
+        self._save(conference, "conference_updated")
+        logger.info("conference %s: direct hash %s replaced by %s", conference.id, old or "(none)",
+                    conference.direct_hash)
+        return conference
+
     def conference_for_direct_hash(self, direct_hash: str) -> Conference | None:
         """The progressing conference a direct hash dials into, if any."""
+        if not direct_hash:
+            return None
         found = self.store.find(Conference, direct_hash=direct_hash.lower())
         if found and found[0].status is ConferenceStatus.PROGRESSING:
             return found[0]
         return None
 
+    @_transactional
     def delete_conference(self, customer_id: str | None, conference_id: str) -> Conference:
         """Terminate a conference: every participant is kicked, then it is `terminated`."""
         conference = self.get_conference(customer_id, conference_id)
         if conference.status in (ConferenceStatus.TERMINATING, ConferenceStatus.TERMINATED):
             raise Conflict(f"conference {conference_id} is already {conference.status}")
+        self._terminate(conference, "conference terminated")
+        return self.get_conference(customer_id, conference_id)
+
+    def _terminate(self, conference: Conference, reason: str) -> None:
+        """`terminating`: recording and transcription end, everyone is kicked; `terminated` once nobody is left."""
         self._set_status(conference, ConferenceStatus.TERMINATING, "conference_updated")
-        logger.info("conference %s terminating", conference.id)
+        self.supervisor.unwatch_conference(conference.id)
+        logger.info("conference %s terminating (%s)", conference.id, reason)
         if conference.recording_id != NIL_UUID:
             self._end_recording(conference)
+        if conference.transcribe_id != NIL_UUID:
+            self._end_transcribe(conference)
         for participant in self.store.find(Conferencecall, conference_id=conference.id):
             if participant.status in KICKABLE:
-                self._kick(participant, "conference terminated")
-        return self._terminate_if_empty(conference)
+                self._kick(participant, reason)
+        self._terminate_if_empty(conference.id)
 
-    def _terminate_if_empty(self, conference: Conference) -> Conference:
+    def _terminate_if_empty(self, conference_id: str) -> None:
+        conference = self._get(Conference, conference_id, None)
         if conference.status is not ConferenceStatus.TERMINATING:
-            return conference
+            return
         if any(p.status in ACTIVE_PARTICIPANT for p in self.store.find(Conferencecall, conference_id=conference.id)):
-            return conference
+            return
         conference.tm_delete = now_timestamp()
         self._set_status(conference, ConferenceStatus.TERMINATED, "conference_deleted")
         logger.info("conference %s terminated", conference.id)
-        return conference
+
+    def _watch_timeout(self, conference: Conference) -> None:
+        """Time the conference out `timeout` seconds after its creation (now, if that has passed already)."""
+        if conference.timeout <= 0 or conference.status is not ConferenceStatus.PROGRESSING:
+            self.supervisor.unwatch_conference(conference.id)
+            return
+        remaining = max(0.0, conference.timeout - seconds_since(conference.tm_create))
+        self.supervisor.watch_conference(conference.id, self.clock() + remaining)
+        self._timer_changed()
+
+    def _timer_changed(self) -> None:
+        if self.on_timer_changed is not None:
+            self.on_timer_changed()
+
+    # -- timeouts and health checks ---------------------------------------------------------------
+
+    def get_timer(self) -> float | None:
+        """When `handle_timer` next has something to do, on `clock` (None: nothing is timed)."""
+        return self.supervisor.get_timer()
+
+    @_transactional
+    def handle_timer(self, now: float) -> None:
+        """Time out the conferences due at `now` and run the participants' health checks that are due."""
+        due = self.supervisor.handle_timer(now)
+        for conference_id in due.expired:
+            conference = self.store.get(Conference, conference_id)
+            if conference is not None and conference.status is ConferenceStatus.PROGRESSING:
+                logger.info("conference %s: timeout of %d s expired", conference_id, conference.timeout)
+                self._terminate(conference, "conference timeout")
+        for conferencecall_id in due.checks:
+            participant = self.store.get(Conferencecall, conferencecall_id)
+            if participant is None or participant.status not in KICKABLE:
+                self.supervisor.unwatch_participant(conferencecall_id)
+                continue
+            problem = self._health_problem(participant)
+            if problem:
+                logger.info("conference %s: %s failed a health check (%d in a row): %s", participant.conference_id,
+                            participant.id, self.supervisor.failures(participant.id) + 1, problem)
+            if self.supervisor.report(participant.id, not problem):
+                logger.warning("conference %s: removing %s after %d failed health checks (%s)",
+                               participant.conference_id, participant.id, self.supervisor.failures_to_kick, problem)
+                self._kick(participant, f"health check failed: {problem}")
+
+    def _health_problem(self, participant: Conferencecall) -> str:
+        """What is wrong with a participant ("" when healthy): its call must be up with its media flowing, its
+        conference progressing, and the participant younger than 24 hours."""
+        conference = self.store.get(Conference, participant.conference_id)
+        if conference is None or conference.status is not ConferenceStatus.PROGRESSING:
+            return "conference is not progressing"
+        call = self.store.get(Call, participant.reference_id)
+        if call is None or call.status is not CallStatus.PROGRESSING:
+            return f"call is {call.status if call else 'gone'}"
+        if seconds_since(participant.tm_create) >= PARTICIPANT_MAX_SECONDS:
+            return "participant is 24 hours old"
+        idle = self.calls.media_idle(call.id) if self.calls is not None else None
+        if idle is None:
+            return "call has no media"
+        if idle >= self.supervisor.interval:
+            return f"no media for {idle:.1f} s"
+        return ""
 
     # -- participants -----------------------------------------------------------------------------
 
+    @_transactional
     def admit_call(self, conference: Conference, *, source: dict[str, str], destination: dict[str, str],
                    call_type: str = "sip") -> tuple[Call, Conferencecall]:
         """An incoming call for a conference: create the call and its conferencecall (`joining`).
@@ -208,6 +401,7 @@ class ConferenceService:
         conference = self.get_conference(None, conference.id)
         if conference.status is not ConferenceStatus.PROGRESSING:
             raise Conflict(f"conference {conference.id} is {conference.status}")
+        self._check_seats(conference)
         call = Call(id=new_id(), customer_id=conference.customer_id, type=call_type, direction="incoming",
                     source=source, destination=destination, status=CallStatus.PROGRESSING,
                     conference_id=conference.id, tm_progressing=now_timestamp())
@@ -219,9 +413,21 @@ class ConferenceService:
         call.conferencecall_id = participant.id
         self._save(call, call_event)
         self._save(participant, "conferencecall_created")
+        self.supervisor.watch_participant(participant.id, self.clock())
+        self._timer_changed()
         logger.info("conference %s: call %s joining as %s", conference.id, call.id, participant.id)
         return participant
 
+    def _check_seats(self, conference: Conference) -> None:
+        """A `connect` conference takes no third participant (ConferenceFull)."""
+        if conference.type is not ConferenceType.CONNECT:
+            return
+        present = sum(1 for participant in self.store.find(Conferencecall, conference_id=conference.id)
+                      if participant.status in KICKABLE)
+        if present >= CONNECT_SEATS:
+            raise ConferenceFull(f"connect conference {conference.id} already bridges {CONNECT_SEATS} participants")
+
+    @_transactional
     def create_outgoing_call(self, customer_id: str, *, source: dict[str, str], destination: dict[str, str],
                              conference_id: str) -> Call:
         """A call we are about to place, to join `conference_id` once answered (`dialing`)."""
@@ -229,12 +435,14 @@ class ConferenceService:
         if conference.status is not ConferenceStatus.PROGRESSING:
             raise Conflict(f"conference {conference_id} is {conference.status}; calls can only join while "
                            "it is progressing")
+        self._check_seats(conference)
         call = Call(id=new_id(), customer_id=customer_id, direction="outgoing", source=source,
                     destination=destination, status=CallStatus.DIALING, conference_id=conference.id)
         self._save(call, "call_created")
         logger.info("call %s: dialing %s for conference %s", call.id, destination.get("target"), conference.id)
         return call
 
+    @_transactional
     def call_ringing(self, call_id: str) -> None:
         """The callee is alerted (a 180/183 to our INVITE)."""
         call = self._get(Call, call_id, None)
@@ -242,6 +450,7 @@ class ConferenceService:
             call.tm_ringing = now_timestamp()
             self._set_status(call, CallStatus.RINGING, "call_updated")
 
+    @_transactional
     def call_answered(self, call_id: str) -> Conferencecall | None:
         """A call we placed was answered: it joins its conference (None when that is no longer possible)."""
         call = self._get(Call, call_id, None)
@@ -251,8 +460,14 @@ class ConferenceService:
         conference = self._get(Conference, call.conference_id, None)
         if call.status is not CallStatus.PROGRESSING or conference.status is not ConferenceStatus.PROGRESSING:
             return None
+        try:
+            self._check_seats(conference)
+        except ConferenceFull:
+            logger.info("call %s: answered, but connect conference %s is full", call.id, conference.id)
+            return None
         return self._new_participant(conference, call, "call_updated")
 
+    @_transactional
     def call_failed(self, call_id: str, *, hangup_by: str, reason: str) -> None:
         """A call we placed ended before it was answered (rejected, cancelled, unreachable)."""
         call = self._get(Call, call_id, None)
@@ -262,6 +477,7 @@ class ConferenceService:
         self._set_status(call, CallStatus.HANGUP, "call_hangup")
         logger.info("call %s: failed (%s by %s)", call.id, reason, hangup_by)
 
+    @_transactional
     def hangup_call(self, customer_id: str | None, call_id: str) -> Call:
         """End a call: cancel it while it rings, hang it up (and leave its conference) once answered."""
         call = self._get(Call, call_id, customer_id)
@@ -291,6 +507,7 @@ class ConferenceService:
             resource_topics(call.customer_id, "call", call.id, call.conference_id))
         logger.info("call %s: DTMF %s (%d ms, %s)", call.id, digit, duration_ms, method)
 
+    @_transactional
     def participant_media_started(self, conferencecall_id: str) -> None:
         """The participant's audio reached the bridge: it is `joined`."""
         participant = self._get(Conferencecall, conferencecall_id, None)
@@ -303,25 +520,41 @@ class ConferenceService:
             self._save(conference, "conference_updated")
         logger.info("conference %s: %s joined", conference.id, participant.id)
 
+    @_transactional
     def participant_left(self, conferencecall_id: str, *, hangup_by: str, reason: str,
                          media: dict[str, Any] | None = None) -> None:
-        """The participant's call is over: `leaved` (with its final media figures), and its call hung up."""
+        """The participant's call is over: `leaved` (with its final media figures and why), and its call hung up.
+
+        In a `connect` conference the other participant is then kicked and the conference terminates.
+        """
         participant = self._get(Conferencecall, conferencecall_id, None)
+        self.supervisor.unwatch_participant(participant.id)
         if media:
             participant.media = media
+        if not participant.leave_reason:
+            participant.leave_reason = reason
         if participant.status is not ConferencecallStatus.LEAVED:
             self._set_status(participant, ConferencecallStatus.LEAVED, "conferencecall_updated")
         call = self.store.get(Call, participant.reference_id)
         if call is not None and call.status is not CallStatus.HANGUP:
             call.hangup_by, call.hangup_reason, call.tm_hangup = hangup_by, reason, now_timestamp()
             self._set_status(call, CallStatus.HANGUP, "call_hangup")
+        logger.info("conference %s: %s left (%s by %s)", participant.conference_id, participant.id, reason, hangup_by)
+        self._leave_conference(participant)
+
+    def _leave_conference(self, participant: Conferencecall) -> None:
+        """Take a participant that is leaving or has left off its conference's list; a `connect` conference ends
+        with it; a terminating one ends once empty."""
         conference = self._get(Conference, participant.conference_id, None)
         if participant.id in conference.conferencecall_ids:
             conference.conferencecall_ids.remove(participant.id)
             self._save(conference, "conference_updated")
-        logger.info("conference %s: %s left (%s by %s)", conference.id, participant.id, reason, hangup_by)
-        self._terminate_if_empty(conference)
+        if (conference.type is ConferenceType.CONNECT and conference.status is ConferenceStatus.PROGRESSING
+                and not self.closing):
+            self._terminate(conference, "connect partner left")
+        self._terminate_if_empty(conference.id)
 
+    @_transactional
     def kick(self, customer_id: str | None, conferencecall_id: str) -> Conferencecall:
         """Remove a participant: `leaving` now, `leaved` once its call has ended."""
         participant = self._get(Conferencecall, conferencecall_id, customer_id)
@@ -329,18 +562,18 @@ class ConferenceService:
             raise Conflict(f"conferencecall {conferencecall_id} is {participant.status}; "
                            "only joining or joined participants can be kicked")
         self._kick(participant, "kicked")
-        return participant
+        return self._get(Conferencecall, conferencecall_id, customer_id)
 
     def _kick(self, participant: Conferencecall, reason: str) -> None:
+        self.supervisor.unwatch_participant(participant.id)
+        participant.leave_reason = reason
         self._set_status(participant, ConferencecallStatus.LEAVING, "conferencecall_updated")
-        conference = self._get(Conference, participant.conference_id, None)
-        if participant.id in conference.conferencecall_ids:
-            conference.conferencecall_ids.remove(participant.id)
-            self._save(conference, "conference_updated")
         if self.calls is None:
             raise RuntimeError("no call control attached")
         if not self.calls.hang_up(participant.reference_id, reason):
             self.participant_left(participant.id, hangup_by="local", reason=reason)
+        else:
+            self._leave_conference(participant)
 
     def get_conferencecall(self, customer_id: str | None, conferencecall_id: str) -> Conferencecall:
         """A participant, with its live media figures while it is in the conference."""
@@ -446,9 +679,14 @@ class ConferenceService:
 
     # -- recordings -------------------------------------------------------------------------------
 
-    def start_recording(self, customer_id: str | None, conference_id: str, *, tracks: bool = False) -> Conference:
+    @_transactional
+    def start_recording(self, customer_id: str | None, conference_id: str, *, tracks: bool = False,
+                        duration: int | None = None) -> Conference:
         """Start recording the conference's mix (only while progressing, one at a time), with `tracks` also each
-        participant's own audio; it ends by itself after `recording_max_seconds`."""
+        participant's own audio; it ends by itself after `duration` seconds, at most `recording_max_seconds`."""
+        if duration is not None and (isinstance(duration, bool) or not isinstance(duration, int) or duration < 1):
+            raise InvalidRequest("duration must be a whole number of seconds, at least 1")
+        max_seconds = min(float(duration), self.recording_max_seconds) if duration else self.recording_max_seconds
         conference = self.get_conference(customer_id, conference_id)
         if conference.status is not ConferenceStatus.PROGRESSING:
             raise InvalidRequest(f"conference {conference_id} is {conference.status}; "
@@ -462,7 +700,7 @@ class ConferenceService:
         recording.filename = f"{recording.id}.wav"
         recording.sample_rate = self.media.start_recording(conference.id, recording.id,
                                                            self.recordings_dir / recording.filename, tracks=tracks,
-                                                           max_seconds=self.recording_max_seconds)
+                                                           max_seconds=max_seconds)
         self._save(recording, "recording_started")
         conference.recording_id = recording.id
         conference.recording_ids.append(recording.id)
@@ -470,6 +708,7 @@ class ConferenceService:
         logger.info("conference %s: recording %s started", conference.id, recording.id)
         return conference
 
+    @_transactional
     def stop_recording(self, customer_id: str | None,
                        conference_id: str) -> tuple[Conference, asyncio.Future[Recording]]:
         """Stop the active recording; the future resolves once its file is complete."""
@@ -492,6 +731,7 @@ class ConferenceService:
         logger.info("conference %s: recording %s stopping", conference.id, recording.id)
         return done
 
+    @_transactional
     def _recording_finished(self, recording_id: str, future: Future[RecordingResult]) -> None:
         try:
             result = future.result()
@@ -520,6 +760,7 @@ class ConferenceService:
             entry["error"] = track.error
         return entry
 
+    @_transactional
     def recording_failed(self, recording_id: str, error: str) -> None:
         """The recorder could not write (a full disk, say): `recording_failed` is published and the recording ends
         with what was written; the conference goes on. A track that fails only marks its own entry."""
@@ -532,13 +773,13 @@ class ConferenceService:
         for conference in self.store.find(Conference, recording_id=recording_id):
             self._end_recording(conference)
 
+    @_transactional
     def recording_full(self, conference_id: str, recording_id: str) -> None:
         """A recording reached its maximum duration: it ends cleanly and the conference's `recording_id` clears."""
         conference = self.store.get(Conference, conference_id)
         if conference is None or conference.recording_id != recording_id:
             return
-        logger.info("conference %s: recording %s reached its maximum of %g s", conference_id, recording_id,
-                    self.recording_max_seconds)
+        logger.info("conference %s: recording %s reached its maximum duration", conference_id, recording_id)
         self._end_recording(conference)
 
     def get_recording(self, customer_id: str | None, recording_id: str) -> Recording:
@@ -572,13 +813,66 @@ class ConferenceService:
         """Where a recording's file is."""
         return self.recordings_dir / recording.filename
 
+    # -- transcription ----------------------------------------------------------------------------
+
+    @_transactional
+    def start_transcribe(self, customer_id: str | None, conference_id: str, language: object) -> Conference:
+        """Start transcribing the conference in `language` (a BCP 47 tag; only while progressing, one at a time)."""
+        if not isinstance(language, str) or not language:
+            raise InvalidRequest('language is required: a BCP 47 tag such as "en-US"')
+        if not LANGUAGE_RE.match(language):
+            raise InvalidRequest(f'language must be a BCP 47 tag such as "en-US", not {language!r}')
+        conference = self.get_conference(customer_id, conference_id)
+        if conference.status is not ConferenceStatus.PROGRESSING:
+            raise InvalidRequest(f"conference {conference_id} is {conference.status}; "
+                                 "transcription can only start while it is progressing")
+        if conference.transcribe_id != NIL_UUID:
+            raise Conflict(f"conference {conference_id} is already being transcribed ({conference.transcribe_id})")
+        transcribe = Transcribe(id=new_id(), customer_id=conference.customer_id, reference_id=conference.id,
+                                language=language, tm_start=now_timestamp())
+        self._save(transcribe, "transcribe_started")
+        conference.transcribe_id = transcribe.id
+        conference.transcribe_ids.append(transcribe.id)
+        self._save(conference, "conference_updated")
+        logger.info("conference %s: transcribe %s started (%s)", conference.id, transcribe.id, language)
+        return conference
+
+    @_transactional
+    def stop_transcribe(self, customer_id: str | None, conference_id: str) -> Conference:
+        """Stop the conference's transcription; `transcribe_id` clears, the transcribe is `done`."""
+        conference = self.get_conference(customer_id, conference_id)
+        if conference.transcribe_id == NIL_UUID:
+            raise Conflict(f"conference {conference_id} has no active transcription")
+        self._end_transcribe(conference)
+        return conference
+
+    def _end_transcribe(self, conference: Conference) -> None:
+        transcribe = self.store.get(Transcribe, conference.transcribe_id)
+        if transcribe is not None and transcribe.status is not TranscribeStatus.DONE:
+            transcribe.tm_end = now_timestamp()
+            self._set_status(transcribe, TranscribeStatus.DONE, "transcribe_stopped")
+        logger.info("conference %s: transcribe %s stopped", conference.id, conference.transcribe_id)
+        conference.transcribe_id = NIL_UUID
+        self._save(conference, "conference_updated")
+
+    def get_transcribe(self, customer_id: str | None, transcribe_id: str) -> Transcribe:
+        """A transcribe."""
+        return self._get(Transcribe, transcribe_id, customer_id)
+
+    def list_transcribes(self, customer_id: str, page_size: int = 100, page_token: str | None = None) -> Page:
+        """A page of the customer's transcribes, newest first."""
+        return self._page(Transcribe, customer_id, page_size, page_token)
+
     # -- start-up ---------------------------------------------------------------------------------
 
+    @_transactional
     def recover(self) -> None:
-        """After a restart: calls and participants of the previous run are over, recordings are closed."""
+        """After a restart: calls and participants of the previous run are over (`leaved`, "server restart"),
+        recordings are closed and repaired, transcriptions done, and conference timeouts run on."""
         for participant in self.store.find(Conferencecall):
             if participant.status in ACTIVE_PARTICIPANT:
                 participant.status = ConferencecallStatus.LEAVED
+                participant.leave_reason = participant.leave_reason or "server restart"
                 self._save(participant, None)
         for call in self.store.find(Call):
             if call.status is not CallStatus.HANGUP:
@@ -595,15 +889,21 @@ class ConferenceService:
                 recording.tracks = self._recover_tracks(recording)
                 recording.status, recording.tm_end = RecordingStatus.ENDED, now_timestamp()
                 self._save(recording, None)
+        for transcribe in self.store.find(Transcribe, status=TranscribeStatus.PROGRESSING):
+            transcribe.status, transcribe.tm_end = TranscribeStatus.DONE, now_timestamp()
+            self._save(transcribe, None)
         for conference in self.store.find(Conference):
-            changed = bool(conference.conferencecall_ids) or conference.recording_id != NIL_UUID
+            changed = (bool(conference.conferencecall_ids) or conference.recording_id != NIL_UUID
+                       or conference.transcribe_id != NIL_UUID)
             conference.conferencecall_ids, conference.recording_id = [], NIL_UUID
+            conference.transcribe_id = NIL_UUID
             if conference.status is ConferenceStatus.STARTING:
                 conference.status, changed = ConferenceStatus.PROGRESSING, True
             elif conference.status is ConferenceStatus.TERMINATING:
                 conference.status, conference.tm_delete, changed = ConferenceStatus.TERMINATED, now_timestamp(), True
             if changed:
                 self._save(conference, None)
+            self._watch_timeout(conference)
 
 
 _DIRECTIONS: dict[str, frozenset[str]] = {"": frozenset(), "in": frozenset({"in"}), "out": frozenset({"out"}),

@@ -16,7 +16,7 @@ import typing
 from pathlib import Path
 from typing import Any, TypeVar
 
-from .models import Call, Conference, Conferencecall, Recording, Resource
+from .models import Call, Conference, Conferencecall, Recording, Resource, Transcribe
 from .timestamps import NEVER, now_timestamp
 
 R = TypeVar("R", bound=Resource)
@@ -26,6 +26,7 @@ TABLES: dict[type[Resource], str] = {
     Conferencecall: "conferencecalls",
     Call: "calls",
     Recording: "recordings",
+    Transcribe: "transcribes",
 }
 
 MAX_PAGE_SIZE = 100
@@ -37,6 +38,7 @@ class Store:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._db = sqlite3.connect(path, isolation_level=None)
+        self._depth = 0
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute("PRAGMA foreign_keys=ON")
@@ -49,7 +51,7 @@ class Store:
     # -- schema -----------------------------------------------------------------------------------
 
     def _create_schema(self) -> None:
-        with self._transaction():
+        with self.atomic():
             self._db.execute("CREATE TABLE IF NOT EXISTS customers (id TEXT PRIMARY KEY, tm_create TEXT NOT NULL)")
             existing = {row[1] for row in self._db.execute("PRAGMA table_info(customers)")}
             for column in ("webhook_uri", "webhook_secret"):
@@ -72,8 +74,14 @@ class Store:
             self._db.execute("CREATE INDEX IF NOT EXISTS conferencecalls_by_conference "
                              "ON conferencecalls (conference_id, status)")
 
-    def _transaction(self) -> _Transaction:
-        return _Transaction(self._db)
+    def atomic(self) -> _Transaction:
+        """A block whose saves are committed together, or not at all (a crash inside it leaves nothing of it)."""
+        return _Transaction(self)
+
+    @property
+    def in_transaction(self) -> bool:
+        """Whether an `atomic` block is open."""
+        return self._depth > 0
 
     # -- resources --------------------------------------------------------------------------------
 
@@ -83,7 +91,7 @@ class Store:
         values = {f.name: _to_column(getattr(resource, f.name)) for f in dataclasses.fields(resource)}
         names = ", ".join(values)
         marks = ", ".join("?" for _ in values)
-        with self._transaction():
+        with self.atomic():
             self._db.execute(f"INSERT OR REPLACE INTO {table} ({names}) VALUES ({marks})", list(values.values()))
 
     def get(self, model: type[R], resource_id: str) -> R | None:
@@ -113,28 +121,30 @@ class Store:
     def _select(self, model: type[R], where: str, args: list[Any]) -> list[R]:
         names, hints = _columns(model)
         cursor = self._db.execute(f"SELECT {', '.join(names)} FROM {TABLES[model]} WHERE {where}", args)
-        return [model(**{name: _from_column(hint, value) for name, hint, value in zip(names, hints, row, strict=True)})
+        # A NULL is a column added after the row was written: the field's default stands in for it.
+        return [model(**{name: _from_column(hint, value) for name, hint, value in zip(names, hints, row, strict=True)
+                         if value is not None})
                 for row in cursor.fetchall()]
 
     # -- customers, tokens, settings --------------------------------------------------------------
 
     def add_customer(self, customer_id: str) -> None:
         """Create a customer if it does not exist."""
-        with self._transaction():
+        with self.atomic():
             self._db.execute("INSERT OR IGNORE INTO customers (id, tm_create) VALUES (?, ?)",
                              (customer_id, now_timestamp()))
 
     def set_token(self, token: str, customer_id: str) -> None:
         """Make `token` authenticate `customer_id` (creating the customer if needed)."""
         self.add_customer(customer_id)
-        with self._transaction():
+        with self.atomic():
             self._db.execute("INSERT OR REPLACE INTO tokens (token, customer_id) VALUES (?, ?)", (token, customer_id))
 
     def set_webhook(self, customer_id: str, uri: str, secret: str | None = None) -> str:
         """Send the customer's events to `uri` (empty: nowhere), signed with `secret`; returns the secret in force
         (a random one is made and kept the first time none is given)."""
         self.add_customer(customer_id)
-        with self._transaction():
+        with self.atomic():
             row = self._db.execute("SELECT webhook_secret FROM customers WHERE id = ?", (customer_id,)).fetchone()
             secret = secret or row[0] or secrets.token_hex(32)
             self._db.execute("UPDATE customers SET webhook_uri = ?, webhook_secret = ? WHERE id = ?",
@@ -162,21 +172,31 @@ class Store:
 
     def set_setting(self, name: str, value: str) -> None:
         """Store a setting."""
-        with self._transaction():
+        with self.atomic():
             self._db.execute("INSERT OR REPLACE INTO settings (name, value) VALUES (?, ?)", (name, value))
 
 
 class _Transaction:
-    """`with` block that runs BEGIN IMMEDIATE ... COMMIT (ROLLBACK on error) on an autocommit connection."""
+    """`with` block that runs BEGIN IMMEDIATE ... COMMIT (ROLLBACK on error) on an autocommit connection.
 
-    def __init__(self, db: sqlite3.Connection) -> None:
-        self._db = db
+    Blocks nest: only the outermost one begins and commits, so a service operation that saves several
+    resources is one transaction however many `save` calls it makes.
+    """
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
 
     def __enter__(self) -> None:
-        self._db.execute("BEGIN IMMEDIATE")
+        store = self._store
+        if store._depth == 0:
+            store._db.execute("BEGIN IMMEDIATE")
+        store._depth += 1
 
     def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
-        self._db.execute("ROLLBACK" if exc_type else "COMMIT")
+        store = self._store
+        store._depth -= 1
+        if store._depth == 0:
+            store._db.execute("ROLLBACK" if exc_type else "COMMIT")
 
 
 _COLUMNS: dict[type[Resource], tuple[tuple[str, ...], tuple[Any, ...]]] = {}
@@ -203,11 +223,9 @@ def _to_column(value: Any) -> Any:
 def _from_column(hint: Any, value: Any) -> Any:
     origin = typing.get_origin(hint) or hint
     if origin in (list, dict):
-        return json.loads(value) if value is not None else origin()
+        return json.loads(value)
     if isinstance(origin, type) and issubclass(origin, enum.Enum):
         return origin(value)
     if origin is bool:
         return bool(value)
-    if value is None:
-        return {int: 0, float: 0.0, str: ""}.get(origin)
     return value

@@ -27,3 +27,13 @@ def now_timestamp() -> str:
             now = _last + timedelta(microseconds=1)
         _last = now
     return now.strftime(TIMESTAMP_FORMAT)
+
+
+def parse_timestamp(text: str) -> datetime:
+    """A timestamp of ours as an aware UTC datetime (ValueError when it is not one)."""
+    return datetime.strptime(text, TIMESTAMP_FORMAT).replace(tzinfo=UTC)
+
+
+def seconds_since(text: str) -> float:
+    """Seconds from a timestamp of ours until now (negative for one in the future)."""
+    return (datetime.now(UTC) - parse_timestamp(text)).total_seconds()

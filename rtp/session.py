@@ -372,6 +372,10 @@ class RtpSession:
             events.append(MediaTimeout(idle))
         return events
 
+    def idle_seconds(self, now: float) -> float:
+        """Seconds since the peer was last heard (RTP or RTCP); 0 while it is not expected to send (on hold)."""
+        return max(0.0, now - self._last_heard()) if self.params.peer_sends else 0.0
+
     def _last_heard(self) -> float:
         """When the peer was last heard from (RTP or RTCP), or when listening began."""
         last = self.last_packet_at

@@ -16,54 +16,10 @@ from confbridge.store import Store
 from confbridge.timestamps import NEVER, NIL_UUID
 from recorder.wav import WavWriter
 from recorder.worker import RecordingResult, TrackResult
+from tests.helpers.service_fakes import FakeCalls, FakeMedia
 
 CUSTOMER = "5e4a0680-804e-11ec-8477-2fea5968d85b"
 OTHER = "0f2a5a0c-0000-4000-8000-000000000001"
-
-
-class FakeCalls:
-    """Records hang-ups instead of sending BYE; calls in `gone` no longer exist."""
-
-    def hang_up(self, call_id: str, reason: str) -> bool:
-        self.hung_up.append((call_id, reason))
-        return call_id not in self.gone
-
-    def __init__(self) -> None:
-        self.hung_up: list[tuple[str, str]] = []
-        self.gone: set[str] = set()
-        self.mutes: list[tuple[str, str]] = []
-        self.live: dict[str, dict[str, object]] = {}
-
-    def cancel(self, call_id: str) -> bool:
-        return False
-
-    def apply_controls(self, call: Call) -> None:
-        self.mutes.append((call.id, call.mute_direction))
-
-    def media_statistics(self, call_id: str) -> dict[str, object] | None:
-        return self.live.get(call_id)
-
-
-class FakeMedia:
-    """Pretends to record; the test resolves the futures."""
-
-    def __init__(self) -> None:
-        self.recording: dict[str, tuple[str, Path]] = {}
-        self.futures: dict[str, Future[RecordingResult]] = {}
-        self.options: dict[str, tuple[bool, float | None]] = {}
-
-    def start_recording(self, conference_id: str, recording_id: str, path: Path, *, tracks: bool = False,
-                        max_seconds: float | None = None) -> int:
-        self.recording[conference_id] = (recording_id, path)
-        self.options[recording_id] = (tracks, max_seconds)
-        return 8000
-
-    def stop_recording(self, conference_id: str) -> Future[RecordingResult]:
-        recording_id, path = self.recording.pop(conference_id)
-        future: Future[RecordingResult] = Future()
-        self.futures[recording_id] = future
-        future.set_result(RecordingResult(recording_id, path, 8000, 16000))
-        return future
 
 
 @pytest.fixture
