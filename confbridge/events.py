@@ -1,7 +1,8 @@
 """In-process event bus: every status change of a resource is published once, after it is stored.
 
 Listeners are plain callables (run synchronously, failures logged); `subscribe()` gives an async
-iterator over a bounded queue for code that wants to `async for` over events.
+iterator over a bounded queue for code that wants to `async for` over events, optionally only one
+customer's events under some topics (the event WebSocket).
 
 Every event carries the topics it is published under, `customer_id:<cid>:<kind>:<id>`, and, for what
 belongs to a conference (participants, calls, recordings, transcribes), also
@@ -14,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -51,6 +52,13 @@ def resource_topics(customer_id: str, kind: str, resource_id: str, conference_id
     return (own, f"{customer}:conference:{conference_id}:{kind}:{resource_id}")
 
 
+def resource_event(event_type: str, resource: Resource) -> Event:
+    """An event carrying the resource as it is now, under the resource's topics."""
+    topics = resource_topics(resource.customer_id, type(resource).__name__.lower(), resource.id,
+                             conference_of(resource))
+    return Event(event_type, resource.to_json(), resource.customer_id, topics)
+
+
 def conference_of(resource: Resource) -> str:
     """The conference a resource belongs to (NIL_UUID when none)."""
     if getattr(resource, "reference_type", None) == "conference":
@@ -59,14 +67,54 @@ def conference_of(resource: Resource) -> str:
 
 
 class Subscription:
-    """An async iterator of events; `close()` (or leaving `async with`) ends it."""
+    """An async iterator of events; `close()` (or leaving `async with`) ends it.
 
-    def __init__(self, bus: EventBus, maxsize: int) -> None:
+    Unfiltered (made with no customer and no topics) it receives every event. Filtered it receives only the
+    events matching one of its topics (and, with a customer, only that customer's), none while it has no topic;
+    `subscribe_topics` narrows an unfiltered subscription to the topics given.
+    """
+
+    def __init__(self, bus: EventBus, maxsize: int, *, customer_id: str | None = None,
+                 topics: Iterable[str] = ()) -> None:
         self._bus = bus
         self._queue: asyncio.Queue[Event | None] = asyncio.Queue(maxsize)
         self.dropped = 0
+        self.customer_id = customer_id
+        wanted = frozenset(topics)
+        # None: unfiltered. Replaced, never mutated, so a publish iterating it never sees it change.
+        self._topics: frozenset[str] | None = wanted if customer_id is not None or wanted else None
+
+    @property
+    def filtered(self) -> bool:
+        """Whether only events matching the topics (and customer) are received."""
+        return self._topics is not None
+
+    @property
+    def topics(self) -> list[str]:
+        """The topics subscribed to, sorted (empty when unfiltered)."""
+        return sorted(self._topics or ())
+
+    def subscribe_topics(self, topics: Iterable[str]) -> None:
+        """Also receive the events under `topics` (an unfiltered subscription becomes filtered)."""
+        self._topics = (self._topics or frozenset()) | frozenset(topics)
+
+    def unsubscribe_topics(self, topics: Iterable[str]) -> None:
+        """Stop receiving the events under `topics` (topics not subscribed to are ignored)."""
+        if self._topics is not None:
+            self._topics = self._topics - frozenset(topics)
+
+    def accepts(self, event: Event) -> bool:
+        """Whether the subscription, as it is now, wants `event`."""
+        topics = self._topics
+        if topics is None:
+            return True
+        if not topics or (self.customer_id is not None and event.customer_id != self.customer_id):
+            return False
+        return any(event.matches(topic) for topic in topics)
 
     def _offer(self, event: Event) -> None:
+        if not self.accepts(event):
+            return
         try:
             self._queue.put_nowait(event)
         except asyncio.QueueFull:
@@ -114,19 +162,20 @@ class EventBus:
     def publish(self, event_type: str, resource: Resource) -> Event:
         """Publish `event_type` with the resource's current representation."""
         logger.debug("event %s %s", event_type, resource.id)
-        kind = type(resource).__name__.lower()
-        topics = resource_topics(resource.customer_id, kind, resource.id, conference_of(resource))
-        return self.publish_data(event_type, resource.to_json(), resource.customer_id, topics)
+        return self.publish_event(resource_event(event_type, resource))
 
     def publish_data(self, event_type: str, data: dict[str, Any], customer_id: str,
                      topics: tuple[str, ...] = ()) -> Event:
         """Publish an event that is not a resource snapshot (a DTMF digit, say) under `topics`."""
-        event = Event(event_type, data, customer_id, topics)
+        return self.publish_event(Event(event_type, data, customer_id, topics))
+
+    def publish_event(self, event: Event) -> Event:
+        """Publish an event made earlier (a snapshot taken when its change was saved, say)."""
         for listener in list(self._listeners):
             try:
                 listener(event)
             except Exception:
-                logger.exception("event listener failed on %s", event_type)
+                logger.exception("event listener failed on %s", event.type)
         for subscription in list(self._subscriptions):
             subscription._offer(event)
         return event
@@ -141,9 +190,14 @@ class EventBus:
 
         return remove
 
-    def subscribe(self, maxsize: int = 1000) -> Subscription:
-        """An async iterator of every event from now on (events beyond `maxsize` unread are dropped)."""
-        subscription = Subscription(self, maxsize)
+    def subscribe(self, maxsize: int = 1000, *, customer_id: str | None = None,
+                  topics: Iterable[str] = ()) -> Subscription:
+        """An async iterator of events from now on (events beyond `maxsize` unread are dropped).
+
+        With neither `customer_id` nor `topics`, every event; otherwise only `customer_id`'s events under
+        `topics` (none until topics are added with `Subscription.subscribe_topics`).
+        """
+        subscription = Subscription(self, maxsize, customer_id=customer_id, topics=topics)
         self._subscriptions.add(subscription)
         return subscription
 
