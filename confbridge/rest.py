@@ -20,8 +20,11 @@ from aiohttp.abc import AbstractAccessLogger
 from prometheus_client import CollectorRegistry
 
 from .errors import ConfbridgeError, InvalidRequest, NotFound, Unauthorized
+from .event_socket import add_event_socket
+from .media_socket import media_stream
 from .metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from .metrics import build_registry, render
+from .openapi import document
 from .service import ConferenceService
 from .store import MAX_PAGE_SIZE, Store
 from .telephony import Telephony
@@ -86,18 +89,45 @@ async def authenticate(request: web.Request, handler: Handler) -> web.StreamResp
 
 # -- input helpers --------------------------------------------------------------------------------
 
+MAX_JSON_DEPTH = 32
+"""How deeply objects and arrays may nest in a request body."""
+
+
 async def json_object(request: web.Request) -> dict[str, Any]:
-    """The request body as a JSON object ({} when empty)."""
+    """The request body as a JSON object ({} when empty): strict JSON (no NaN or Infinity), nested at most
+    `MAX_JSON_DEPTH` deep, every string valid Unicode, so whatever is accepted can be stored and sent back."""
     raw = await request.read()
     if not raw.strip():
         return {}
     try:
-        body = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise InvalidRequest(f"body is not valid JSON: {exc}") from None
+        body = json.loads(raw, parse_constant=_no_constant)
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+        raise InvalidRequest(f"body is not valid JSON: {str(exc)[:200]}") from None
     if not isinstance(body, dict):
         raise InvalidRequest("body must be a JSON object")
+    _check_values(body)
     return body
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _check_values(body: dict[str, Any]) -> None:
+    """Refuse bodies nested too deeply or holding strings that are not valid Unicode (lone surrogates)."""
+    pending: list[tuple[Any, int]] = [(body, 1)]
+    while pending:
+        value, depth = pending.pop()
+        if isinstance(value, dict | list):
+            if depth > MAX_JSON_DEPTH:
+                raise InvalidRequest(f"body nests more than {MAX_JSON_DEPTH} levels deep")
+            items = [*value.keys(), *value.values()] if isinstance(value, dict) else value
+            pending.extend((item, depth + 1) for item in items)
+        elif isinstance(value, str):
+            try:
+                value.encode()
+            except UnicodeEncodeError:
+                raise InvalidRequest("body holds a string that is not valid Unicode") from None
 
 
 _TYPE_NAMES = {str: "a string", int: "an integer", bool: "true or false", dict: "an object", list: "an array"}
@@ -146,21 +176,31 @@ async def list_conferences(request: web.Request) -> web.Response:
     return ok(request.app[SERVICE].list_conferences(request[CUSTOMER], size, token).to_json())
 
 
+CONFERENCE_BODY: dict[str, type] = {"type": str, "name": str, "detail": str, "data": dict, "timeout": int,
+                                     "pre_actions": list, "post_actions": list}
+"""The fields a conference is created or updated with, and their JSON types."""
+
+
+def conference_fields(body: dict[str, Any]) -> dict[str, Any]:
+    """The conference fields of a body, type-checked; unknown fields are refused (a typo must not pass silently)."""
+    unknown = sorted(set(body) - set(CONFERENCE_BODY))
+    if unknown:
+        raise InvalidRequest(f"unknown fields {', '.join(unknown)}; a conference has {', '.join(CONFERENCE_BODY)}")
+    return {name: field_of(body, name, kind, None) for name, kind in CONFERENCE_BODY.items()
+            if body.get(name) is not None}
+
+
 async def create_conference(request: web.Request) -> web.Response:
-    body = await json_object(request)
-    if "type" not in body:
+    fields = conference_fields(await json_object(request))
+    if "type" not in fields:
         raise InvalidRequest("type is required (conference or connect)")
-    conference = request.app[SERVICE].create_conference(
-        request[CUSTOMER],
-        type=field_of(body, "type", str, ""),
-        name=field_of(body, "name", str, ""),
-        detail=field_of(body, "detail", str, ""),
-        data=field_of(body, "data", dict, {}),
-        timeout=field_of(body, "timeout", int, 0),
-        pre_actions=field_of(body, "pre_actions", list, []),
-        post_actions=field_of(body, "post_actions", list, []),
-    )
-    return ok(conference.to_json())
+    return ok(request.app[SERVICE].create_conference(request[CUSTOMER], **fields).to_json())
+
+
+async def update_conference(request: web.Request) -> web.Response:
+    conference_id = resource_id(request)
+    fields = conference_fields(await json_object(request))
+    return ok(request.app[SERVICE].update_conference(request[CUSTOMER], conference_id, fields).to_json())
 
 
 async def get_conference(request: web.Request) -> web.Response:
@@ -172,17 +212,64 @@ async def delete_conference(request: web.Request) -> web.Response:
 
 
 async def recording_start(request: web.Request) -> web.Response:
+    conference_id = resource_id(request)
     body = await json_object(request)
     if field_of(body, "format", str, "wav") != "wav":
         raise InvalidRequest("format must be wav")
     tracks = field_of(body, "tracks", bool, False)
-    return ok(request.app[SERVICE].start_recording(request[CUSTOMER], resource_id(request), tracks=tracks).to_json())
+    duration = field_of(body, "duration", int, None)
+    return ok(request.app[SERVICE].start_recording(request[CUSTOMER], conference_id, tracks=tracks,
+                                                   duration=duration or None).to_json())
+
+
+RECORDING_STOP_WAIT = 10.0
+"""Seconds recording_stop waits for the file to be complete before answering anyway."""
 
 
 async def recording_stop(request: web.Request) -> web.Response:
     conference, finished = request.app[SERVICE].stop_recording(request[CUSTOMER], resource_id(request))
-    await asyncio.wait_for(asyncio.shield(finished), timeout=10)
+    try:
+        await asyncio.wait_for(asyncio.shield(finished), timeout=RECORDING_STOP_WAIT)
+    except TimeoutError:
+        logger.warning("conference %s: recording still being finished after %g s; answering anyway",
+                       conference.id, RECORDING_STOP_WAIT)
     return ok(conference.to_json())
+
+
+async def transcribe_start(request: web.Request) -> web.Response:
+    conference_id = resource_id(request)
+    body = await json_object(request)
+    language = field_of(body, "language", str, None)
+    if language is None:
+        raise InvalidRequest('language is required: a BCP 47 tag such as "en-US"')
+    return ok(request.app[SERVICE].start_transcribe(request[CUSTOMER], conference_id, language).to_json())
+
+
+async def transcribe_stop(request: web.Request) -> web.Response:
+    return ok(request.app[SERVICE].stop_transcribe(request[CUSTOMER], resource_id(request)).to_json())
+
+
+async def regenerate_direct_hash(request: web.Request) -> web.Response:
+    conference_id = resource_id(request)
+    await json_object(request)  # no body is expected; one that is not JSON is still refused
+    return ok(request.app[SERVICE].regenerate_direct_hash(request[CUSTOMER], conference_id).to_json())
+
+
+async def list_transcribes(request: web.Request) -> web.Response:
+    size, token = paging(request)
+    return ok(request.app[SERVICE].list_transcribes(request[CUSTOMER], size, token).to_json())
+
+
+async def get_transcribe(request: web.Request) -> web.Response:
+    return ok(request.app[SERVICE].get_transcribe(request[CUSTOMER], resource_id(request)).to_json())
+
+
+async def get_customer(request: web.Request) -> web.Response:
+    """The caller's own customer: its id and webhook (URL, method and the secret its deliveries are signed with)."""
+    customer = request.app[STORE].customer(request[CUSTOMER])
+    if customer is None:
+        raise NotFound("customer not found")
+    return ok(customer)
 
 
 async def list_conferencecalls(request: web.Request) -> web.Response:
@@ -228,6 +315,8 @@ async def create_calls(request: web.Request) -> web.Response:
     if conference_id is None:
         raise InvalidRequest('actions must hold a {"type": "conference_join", "option": {"conference_id": ...}}')
     source = field_of(body, "source", dict, {})
+    if not all(isinstance(value, str) for value in source.values()):
+        raise InvalidRequest("every field of source must be a string")
     dialer = request.app[TELEPHONY]
     calls = [dialer.dial(request[CUSTOMER], target=target, conference_id=conference_id, source=source)
              for target in targets]
@@ -312,6 +401,11 @@ async def get_metrics(request: web.Request) -> web.Response:
     return web.Response(body=render(registry), headers={"Content-Type": METRICS_CONTENT_TYPE})
 
 
+async def get_openapi(request: web.Request) -> web.Response:
+    """The OpenAPI document of the API (outside /v1.0 and without a token, so tools can fetch it)."""
+    return web.json_response(document())
+
+
 class AccessLogger(AbstractAccessLogger):
     """One line per request: method, path without the query (tokens travel there), status, time, request id."""
 
@@ -328,13 +422,18 @@ def build_app(service: ConferenceService, store: Store, telephony: Telephony) ->
     app[TELEPHONY] = telephony
     app[METRICS] = build_registry(telephony.media)
     app.router.add_get("/metrics", get_metrics)
+    app.router.add_get("/openapi.json", get_openapi)
     p = API_PREFIX
     app.router.add_get(f"{p}/conferences", list_conferences)
     app.router.add_post(f"{p}/conferences", create_conference)
     app.router.add_get(f"{p}/conferences/{{id}}", get_conference)
+    app.router.add_put(f"{p}/conferences/{{id}}", update_conference)
     app.router.add_delete(f"{p}/conferences/{{id}}", delete_conference)
     app.router.add_post(f"{p}/conferences/{{id}}/recording_start", recording_start)
     app.router.add_post(f"{p}/conferences/{{id}}/recording_stop", recording_stop)
+    app.router.add_post(f"{p}/conferences/{{id}}/transcribe_start", transcribe_start)
+    app.router.add_post(f"{p}/conferences/{{id}}/transcribe_stop", transcribe_stop)
+    app.router.add_post(f"{p}/conferences/{{id}}/direct-hash-regenerate", regenerate_direct_hash)
     app.router.add_get(f"{p}/conferencecalls", list_conferencecalls)
     app.router.add_get(f"{p}/conferencecalls/{{id}}", get_conferencecall)
     app.router.add_delete(f"{p}/conferencecalls/{{id}}", kick_conferencecall)
@@ -348,8 +447,13 @@ def build_app(service: ConferenceService, store: Store, telephony: Telephony) ->
     app.router.add_delete(f"{p}/calls/{{id}}/gain", reset_gain)
     app.router.add_post(f"{p}/calls/{{id}}/hold", hold_call)
     app.router.add_delete(f"{p}/calls/{{id}}/hold", unhold_call)
+    app.router.add_get(f"{p}/transcribes", list_transcribes)
+    app.router.add_get(f"{p}/transcribes/{{id}}", get_transcribe)
+    app.router.add_get(f"{p}/customer", get_customer)
     app.router.add_get(f"{p}/recordings", list_recordings)
     app.router.add_get(f"{p}/recordings/{{id}}", get_recording)
     app.router.add_get(f"{p}/recordingfiles/{{id}}", get_recording_file)
     app.router.add_get(f"{p}/recordingfiles/{{id}}/tracks/{{conferencecall_id}}", get_track_file)
+    app.router.add_get(f"{p}/conferences/{{id}}/media_stream", media_stream)
+    add_event_socket(app, f"{p}/ws")
     return app

@@ -14,6 +14,7 @@ import os
 import secrets
 import ssl
 import uuid
+from collections.abc import AsyncIterable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -26,16 +27,21 @@ from sip.transport import TLS
 from sip.transport_asyncio import SipEdge
 from sip.useragent import UserAgent
 
+from .bots import DEFAULT_RATE, AudioFrame, BotParticipant, Bots
+from .call_router import CallRouter
 from .config import ServerConfig
 from .dtmf_menu import DtmfMenu
 from .events import EventBus
 from .media import MediaEngine
+from .media_socket import BOTS
 from .models import Call, Conference, Conferencecall
 from .rest import AccessLogger, build_app
 from .service import ACTIVE_PARTICIPANT, ConferenceService
+from .service_timer import ServiceTimer
 from .store import Store
 from .telephony import Telephony
 from .timestamps import NIL_UUID
+from .webhooks import WebhookDispatcher, WebhookTarget
 
 logger = logging.getLogger(__name__)
 
@@ -52,10 +58,13 @@ class Server:
         self.service: ConferenceService | None = None
         self.media: MediaEngine | None = None
         self.telephony: Telephony | None = None
+        self.bots: Bots | None = None
         self.customer_id = ""
         self.token = ""
         self.webhook_secrets: dict[str, str] = {}
         """customer id -> the key its webhook deliveries are signed with (customers with a webhook or a secret)."""
+        self._webhooks: WebhookDispatcher | None = None
+        self._stop_webhooks: Callable[[], None] | None = None
         self._recorder: RecorderWorker | None = None
         self._sip: SipEdge | None = None
         self._http: web.AppRunner | None = None
@@ -63,6 +72,7 @@ class Server:
         self._tls_port: int | None = None
         self._http_port = self.config.http_port
         self._stopped = asyncio.Event()
+        self._timer: ServiceTimer | None = None
 
     # -- life cycle -------------------------------------------------------------------------------
 
@@ -88,9 +98,16 @@ class Server:
         self.webhook_secrets = {customer_id: store.set_webhook(customer_id, config.webhooks.get(customer_id, ""),
                                                                config.webhook_secrets.get(customer_id))
                                 for customer_id in {*config.webhooks, *config.webhook_secrets}}
+        if config.webhooks:
+            self._webhooks = WebhookDispatcher({customer_id: WebhookTarget(url, self.webhook_secrets[customer_id])
+                                                for customer_id, url in config.webhooks.items()})
+            await self._webhooks.start()
+            self._stop_webhooks = self.events.add_listener(self._webhooks.deliver)
         self.service = service = ConferenceService(store, self.events, recordings_dir,
-                                                   recording_max_seconds=config.recording_max_duration)
+                                                   recording_max_seconds=config.recording_max_duration,
+                                                   health_interval=config.health_interval, clock=loop.time)
         service.recover()
+        self._timer = ServiceTimer(service, loop)
 
         def recording_failed(recording_id: str, error: str) -> None:  # runs on the recorder thread
             loop.call_soon_threadsafe(service.recording_failed, recording_id, error)
@@ -111,7 +128,9 @@ class Server:
                                                credentials=config.dialout_credentials,
                                                answer_delay=config.answer_delay, srtp=config.srtp,
                                                menu=DtmfMenu(config.dtmf_menu))
-        service.attach(telephony, media)
+        self.bots = bots = Bots(service, media)
+        service.attach(CallRouter(telephony, bots), media)
+        self._timer.arm()
         self._sip = edge = SipEdge(ua, telephony.on_event, idle_timeout=config.tcp_idle_timeout)
         self._sip_port = ua.port = await edge.listen_udp_and_tcp(config.bind, config.sip_port)
         if config.tls_port is not None and config.tls_cert is not None and config.tls_key is not None:
@@ -119,8 +138,9 @@ class Server:
             context.load_cert_chain(config.tls_cert, config.tls_key)
             self._tls_port = ua.ports[TLS] = await edge.listen_tls(config.bind, config.tls_port, context)
         telephony.edge = edge
-        self._http = web.AppRunner(build_app(service, store, telephony),
-                                   access_log=logging.getLogger("confbridge.http"), access_log_class=AccessLogger)
+        app = build_app(service, store, telephony)
+        app[BOTS] = bots
+        self._http = web.AppRunner(app, access_log=logging.getLogger("confbridge.http"), access_log_class=AccessLogger)
         await self._http.setup()
         site = web.TCPSite(self._http, config.bind, config.http_port)
         await site.start()
@@ -133,6 +153,9 @@ class Server:
         if self.service is None or self.store is None:
             return
         service, telephony = self.service, self.telephony
+        service.closing = True
+        if self.bots is not None:
+            self.bots.close("server shutdown")
         if telephony is not None:
             for active in telephony.active_calls:
                 telephony.hang_up(active.call_id, "server shutdown")
@@ -146,12 +169,16 @@ class Server:
                    if conference.recording_id != NIL_UUID]
         if pending:
             await asyncio.wait_for(asyncio.gather(*pending, return_exceptions=True), timeout=10)
+        await self._close_webhooks()
         await self._release()
         self._stopped.set()
         logger.info("stopped")
 
     async def _release(self) -> None:
         """Close whatever is open, in reverse order of opening."""
+        if self._timer is not None:
+            self._timer.close()
+            self._timer = None
         if self._http is not None:
             await self._http.cleanup()
             self._http = None
@@ -164,10 +191,24 @@ class Server:
         if self._recorder is not None:
             self._recorder.stop()
             self._recorder = None
+        await self._close_webhooks()
         if self.store is not None:
             self.store.close()
             self.store = None
         self.service = None
+        self.bots = None
+
+    async def _close_webhooks(self) -> None:
+        """Stop queueing events for webhooks and send what is queued (best effort: failures are logged)."""
+        if self._stop_webhooks is not None:
+            self._stop_webhooks()
+            self._stop_webhooks = None
+        dispatcher, self._webhooks = self._webhooks, None
+        if dispatcher is not None:
+            try:
+                await dispatcher.close()
+            except Exception:
+                logger.exception("closing the webhook dispatcher failed")
 
     async def serve_forever(self) -> None:
         """Wait until `stop()` is called."""
@@ -244,3 +285,15 @@ class Server:
         if self.service is None:
             raise RuntimeError("server is not started")
         return self.service.create_conference(self.customer_id, **fields)
+
+    async def add_bot(self, conference_id: str, audio: AsyncIterable[AudioFrame] | None = None, *,
+                      rate: int = DEFAULT_RATE, name: str = "bot") -> BotParticipant:
+        """A participant inside this process joins a conference: `send` it audio, `async for` what it hears; with
+        `audio` it plays that at real-time pace and leaves when it ends (see `confbridge.bots`).
+
+        NotFound for an unknown conference, Conflict when it is not progressing, InvalidRequest for a rate
+        other than 8000, 16000 or 48000.
+        """
+        if self.bots is None:
+            raise RuntimeError("server is not started")
+        return await self.bots.add(conference_id, audio, rate=rate, name=name)

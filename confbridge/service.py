@@ -58,10 +58,12 @@ PARTICIPANT_MAX_SECONDS = 24 * 3600.0
 """A participant older than this fails its health checks (the API's 24 h limit)."""
 CONNECT_SEATS = 2
 """A `connect` conference bridges exactly two participants."""
-LANGUAGE_RE = re.compile(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$")
+LANGUAGE_RE = re.compile(r"[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*")
 """A BCP 47 language tag as transcription wants it (en-US, de, pt-BR, yue-Hant-HK)."""
 CONFERENCE_FIELDS = ("name", "detail", "data", "timeout", "pre_actions", "post_actions")
 """What `update_conference` may change."""
+MAX_TIMEOUT = 10 * 365 * 24 * 3600
+"""The longest conference timeout: ten years (anything longer is no timeout in practice)."""
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -103,8 +105,8 @@ class RecordingControl(Protocol):
 
 def _checked_timeout(value: object) -> int:
     """A conference timeout: whole seconds, 0 for none."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise InvalidRequest("timeout must be 0 (none) or a positive whole number of seconds")
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_TIMEOUT:
+        raise InvalidRequest(f"timeout must be 0 (none) or a whole number of seconds up to {MAX_TIMEOUT}")
     return value
 
 
@@ -686,7 +688,9 @@ class ConferenceService:
         participant's own audio; it ends by itself after `duration` seconds, at most `recording_max_seconds`."""
         if duration is not None and (isinstance(duration, bool) or not isinstance(duration, int) or duration < 1):
             raise InvalidRequest("duration must be a whole number of seconds, at least 1")
-        max_seconds = min(float(duration), self.recording_max_seconds) if duration else self.recording_max_seconds
+        max_seconds = self.recording_max_seconds
+        if duration and duration < max_seconds:  # compared as ints: a huge one must not overflow a float
+            max_seconds = float(duration)
         conference = self.get_conference(customer_id, conference_id)
         if conference.status is not ConferenceStatus.PROGRESSING:
             raise InvalidRequest(f"conference {conference_id} is {conference.status}; "
@@ -820,7 +824,7 @@ class ConferenceService:
         """Start transcribing the conference in `language` (a BCP 47 tag; only while progressing, one at a time)."""
         if not isinstance(language, str) or not language:
             raise InvalidRequest('language is required: a BCP 47 tag such as "en-US"')
-        if not LANGUAGE_RE.match(language):
+        if not LANGUAGE_RE.fullmatch(language):
             raise InvalidRequest(f'language must be a BCP 47 tag such as "en-US", not {language!r}')
         conference = self.get_conference(customer_id, conference_id)
         if conference.status is not ConferenceStatus.PROGRESSING:

@@ -43,8 +43,9 @@ from sip.transport_asyncio import SipEdge
 from sip.uri import SipUri, parse_uri
 from sip.useragent import UserAgent
 
+from .call_router import apply_call_controls
 from .dtmf_menu import DEFAULT_MENU, DtmfMenu, MenuAction
-from .errors import ConfbridgeError, InvalidRequest
+from .errors import ConfbridgeError, ConferenceFull, InvalidRequest
 from .media import LegEvent, MediaEngine, MediaLeg
 from .mixing import TalkingChanged
 from .models import Call, Conference, ConferenceStatus, sip_party
@@ -211,7 +212,7 @@ class Telephony:
                 conference, source=sip_party(_address_text(caller), caller.display_name or ""),
                 destination=sip_party(request.uri.address_of_record))
         except ConfbridgeError as exc:
-            self._reject(event.invite_id, 404, str(exc), request.call_id)
+            self._reject(event.invite_id, 486 if isinstance(exc, ConferenceFull) else 404, str(exc), request.call_id)
             return
         try:
             leg = self._open_leg(call.id, conference.id, stream)
@@ -563,14 +564,17 @@ class Telephony:
 
     def apply_controls(self, call: Call) -> None:
         """Put a call's mute direction, hold and gains into effect on its media leg."""
-        self.media.configure_leg(call.id, muted=call.mute_direction in ("in", "both"),
-                                 deaf=call.mute_direction in ("out", "both"), held=call.hold,
-                                 gain_in_db=call.gain_in, gain_out_db=call.gain_out)
+        apply_call_controls(self.media, call)
 
     def media_statistics(self, call_id: str) -> dict[str, object] | None:
         """The live media figures of a call's leg."""
         leg = self.media.leg(call_id)
         return leg.statistics() if leg is not None else None
+
+    def media_idle(self, call_id: str) -> float | None:
+        """Seconds since the call's peer was last heard (0 while it should not be sending); None without media."""
+        leg = self.media.leg(call_id)
+        return leg.session.idle_seconds(self.loop.time()) if leg is not None else None
 
     def cancel(self, call_id: str) -> bool:
         """Stop ringing a call we placed (CANCEL); False when it is not ringing."""

@@ -39,10 +39,12 @@ def make_tone_wav(path: Path, frequency: float, seconds: float = 10.0) -> Path:
     return path
 
 
-def scenario_with_tone(name: str, tone_file: Path, work: Path) -> Path:
-    """A copy of scenario `name` with TONE_FILE replaced: SIPp does not expand variables in rtp_stream."""
-    scenario = work / f"{Path(name).stem}_{tone_file.stem}.xml"
-    scenario.write_text((SCENARIOS / name).read_text().replace("TONE_FILE", str(tone_file)))
+def scenario_with_tone(name: str, tone_file: Path, work: Path, *, loops: int = -1) -> Path:
+    """A copy of scenario `name` with TONE_FILE (and LOOPS: -1 for ever) replaced: SIPp does not expand variables
+    in rtp_stream."""
+    scenario = work / f"{Path(name).stem}_{tone_file.stem}_{loops}.xml"
+    scenario.write_text((SCENARIOS / name).read_text().replace("TONE_FILE", str(tone_file))
+                        .replace("LOOPS", str(loops)))
     return scenario
 
 
