@@ -30,11 +30,10 @@ from rtp.packet import Address, RtpPacket, RtpParseError, is_rtcp, read_header
 from rtp.ports import PortsExhausted
 from rtp.session import AudioStarted, MediaTimeout, StreamParams
 
-from .call_router import apply_call_controls
 from .errors import ConfbridgeError, InvalidRequest, Unavailable
 from .media import LegEvent, MediaEngine, MediaLeg
 from .mixing import TalkingChanged
-from .models import Call, Conference
+from .models import Conference
 from .service import ConferenceService
 
 logger = logging.getLogger(__name__)
@@ -437,18 +436,3 @@ class Bots:
     def cancel(self, call_id: str) -> bool:
         """Bots never ring."""
         return False
-
-    def apply_controls(self, call: Call) -> None:
-        """Put a bot call's mute, hold and gains into effect on its leg, as for any call."""
-        apply_call_controls(self.media, call)
-
-    def media_statistics(self, call_id: str) -> dict[str, Any] | None:
-        """The live media figures of a bot's leg."""
-        leg = self.media.leg(call_id)
-        return leg.statistics() if leg is not None else None
-
-    def media_idle(self, call_id: str) -> float | None:
-        """Seconds since the bot's leg last heard from it (its pacer sends even silence, so about 0)."""
-        leg = self.media.leg(call_id)
-        return leg.session.idle_seconds(self.media.loop.time()) if leg is not None else None
-

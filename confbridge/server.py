@@ -129,7 +129,7 @@ class Server:
                                                answer_delay=config.answer_delay, srtp=config.srtp,
                                                menu=DtmfMenu(config.dtmf_menu))
         self.bots = bots = Bots(service, media)
-        service.attach(CallRouter(telephony, bots), media)
+        service.attach(CallRouter(telephony, bots, media), media)
         self._timer.arm()
         self._sip = edge = SipEdge(ua, telephony.on_event, idle_timeout=config.tcp_idle_timeout)
         self._sip_port = ua.port = await edge.listen_udp_and_tcp(config.bind, config.sip_port)

@@ -679,6 +679,18 @@ class ConferenceService:
         """A page of the customer's calls, newest first."""
         return self._page(Call, customer_id, page_size, page_token)
 
+    def _startable(self, customer_id: str | None, conference_id: str, activity: str) -> Conference:
+        """A conference that may start a recording or transcribe: progressing (else 400) and without one running
+        already (else 409)."""
+        conference = self.get_conference(customer_id, conference_id)
+        if conference.status is not ConferenceStatus.PROGRESSING:
+            raise InvalidRequest(f"conference {conference_id} is {conference.status}; "
+                                 f"a {activity} can only start while it is progressing")
+        active = getattr(conference, f"{activity}_id")
+        if active != NIL_UUID:
+            raise Conflict(f"conference {conference_id} already has an active {activity} ({active})")
+        return conference
+
     # -- recordings -------------------------------------------------------------------------------
 
     @_transactional
@@ -691,12 +703,7 @@ class ConferenceService:
         max_seconds = self.recording_max_seconds
         if duration and duration < max_seconds:  # compared as ints: a huge one must not overflow a float
             max_seconds = float(duration)
-        conference = self.get_conference(customer_id, conference_id)
-        if conference.status is not ConferenceStatus.PROGRESSING:
-            raise InvalidRequest(f"conference {conference_id} is {conference.status}; "
-                                 "recording can only start while it is progressing")
-        if conference.recording_id != NIL_UUID:
-            raise Conflict(f"conference {conference_id} is already recording ({conference.recording_id})")
+        conference = self._startable(customer_id, conference_id, "recording")
         if self.media is None:
             raise RuntimeError("no media attached")
         recording = Recording(id=new_id(), customer_id=conference.customer_id, reference_id=conference.id,
@@ -826,12 +833,7 @@ class ConferenceService:
             raise InvalidRequest('language is required: a BCP 47 tag such as "en-US"')
         if not LANGUAGE_RE.fullmatch(language):
             raise InvalidRequest(f'language must be a BCP 47 tag such as "en-US", not {language!r}')
-        conference = self.get_conference(customer_id, conference_id)
-        if conference.status is not ConferenceStatus.PROGRESSING:
-            raise InvalidRequest(f"conference {conference_id} is {conference.status}; "
-                                 "transcription can only start while it is progressing")
-        if conference.transcribe_id != NIL_UUID:
-            raise Conflict(f"conference {conference_id} is already being transcribed ({conference.transcribe_id})")
+        conference = self._startable(customer_id, conference_id, "transcribe")
         transcribe = Transcribe(id=new_id(), customer_id=conference.customer_id, reference_id=conference.id,
                                 language=language, tm_start=now_timestamp())
         self._save(transcribe, "transcribe_started")

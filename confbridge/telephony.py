@@ -43,7 +43,6 @@ from sip.transport_asyncio import SipEdge
 from sip.uri import SipUri, parse_uri
 from sip.useragent import UserAgent
 
-from .call_router import apply_call_controls
 from .dtmf_menu import DEFAULT_MENU, DtmfMenu, MenuAction
 from .errors import ConfbridgeError, ConferenceFull, InvalidRequest
 from .media import LegEvent, MediaEngine, MediaLeg
@@ -561,20 +560,6 @@ class Telephony:
         self.ua.hangup(active.dialog, self.loop.time())
         self._transmit()
         return True
-
-    def apply_controls(self, call: Call) -> None:
-        """Put a call's mute direction, hold and gains into effect on its media leg."""
-        apply_call_controls(self.media, call)
-
-    def media_statistics(self, call_id: str) -> dict[str, object] | None:
-        """The live media figures of a call's leg."""
-        leg = self.media.leg(call_id)
-        return leg.statistics() if leg is not None else None
-
-    def media_idle(self, call_id: str) -> float | None:
-        """Seconds since the call's peer was last heard (0 while it should not be sending); None without media."""
-        leg = self.media.leg(call_id)
-        return leg.session.idle_seconds(self.loop.time()) if leg is not None else None
 
     def cancel(self, call_id: str) -> bool:
         """Stop ringing a call we placed (CANCEL); False when it is not ringing."""

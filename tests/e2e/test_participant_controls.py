@@ -78,7 +78,7 @@ def test_mute_deaf_and_hold_are_heard_and_published(inprocess_server: InProcessS
                for event in inprocess_server.events_of("call_updated")]
     assert updates == [(call_a, "in", False), (call_a, "", False), (call_b, "out", False), (call_b, "both", False),
                        (call_b, "in", False), (call_b, "", False), (call_c, "", True), (call_c, "", False)]
-    leg = inprocess_server.call(lambda: inprocess_server.server.telephony.media_statistics(call_b))
+    leg = inprocess_server.call(lambda: inprocess_server.server.service.calls.media_statistics(call_b))
     assert leg["muted"] is False and leg["deaf"] is False and leg["held"] is False
 
 
