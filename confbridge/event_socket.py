@@ -12,12 +12,12 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from typing import Any
 
 from aiohttp import WSCloseCode, WSMsgType, web
 
 from .errors import InvalidRequest
 from .events import Subscription
+from .socket_sender import SocketSender
 
 logger = logging.getLogger(__name__)
 
@@ -83,19 +83,7 @@ class EventSocket:
         self.ws = ws
         self.subscription = subscription
         self.customer_id = customer_id
-        self._send_lock = asyncio.Lock()
-
-    async def send(self, payload: dict[str, Any]) -> bool:
-        """Send one JSON text frame; False when the connection is gone."""
-        if self.ws.closed:
-            return False
-        try:
-            async with self._send_lock:
-                await self.ws.send_json(payload)
-        except (ConnectionError, RuntimeError) as exc:
-            logger.debug("event socket of customer %s: send failed: %s", self.customer_id, exc)
-            return False
-        return True
+        self.send = SocketSender(ws, f"event socket of customer {customer_id}").send_json
 
     async def forward_events(self) -> None:
         """Send the subscription's events until it closes or the connection goes."""

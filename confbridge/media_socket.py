@@ -20,6 +20,7 @@ from aiohttp import WSMsgType, web
 
 from .bots import DEFAULT_RATE, RATES, BotParticipant, Bots
 from .errors import InvalidRequest
+from .socket_sender import SocketSender
 
 logger = logging.getLogger(__name__)
 
@@ -46,28 +47,15 @@ class MediaSocket:
     def __init__(self, ws: web.WebSocketResponse, bot: BotParticipant) -> None:
         self.ws = ws
         self.bot = bot
-        self._send_lock = asyncio.Lock()
+        self.sender = SocketSender(ws, f"media socket of call {bot.call_id}")
+        self.send_json = self.sender.send_json
         self._odd_byte = b""
-
-    async def send_json(self, payload: dict[str, object]) -> bool:
-        """Send one JSON text frame; False when the connection is gone."""
-        try:
-            async with self._send_lock:
-                await self.ws.send_json(payload)
-        except (ConnectionError, RuntimeError) as exc:
-            logger.debug("media socket of call %s: send failed: %s", self.bot.call_id, exc)
-            return False
-        return True
 
     async def forward_heard(self) -> None:
         """Send what the participant hears until it leaves; if the server removed it, close with the reason."""
-        try:
-            async for frame in self.bot:
-                async with self._send_lock:
-                    await self.ws.send_bytes(frame.astype("<i2", copy=False).tobytes())
-        except (ConnectionError, RuntimeError) as exc:
-            logger.debug("media socket of call %s: send failed: %s", self.bot.call_id, exc)
-            return
+        async for frame in self.bot:
+            if not await self.sender.send_bytes(frame.astype("<i2", copy=False).tobytes()):
+                return
         if self.bot.hangup_by == "local" and not self.ws.closed:
             reason = (self.bot.end_reason or "removed").encode()[:MAX_CLOSE_REASON]
             await self.ws.close(code=CLOSE_REMOVED, message=reason)
