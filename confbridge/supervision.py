@@ -17,6 +17,9 @@ HEALTH_INTERVAL = 5.0
 """Seconds between two health checks of a participant."""
 FAILURES_TO_KICK = 3
 """Consecutive failed health checks after which a participant is removed."""
+CHECKS_PER_CALL = 50
+"""Health checks `handle_timer` hands out at once; more that are due stay due (a burst of joins would otherwise
+fall due together and hold the event loop, and the mixer with it, for one long batch)."""
 
 
 @dataclass
@@ -32,14 +35,18 @@ class Due:
 class Supervisor:
     """Deadlines of conference timeouts and participant health checks."""
 
-    def __init__(self, interval: float = HEALTH_INTERVAL, failures_to_kick: int = FAILURES_TO_KICK) -> None:
-        if interval <= 0 or failures_to_kick < 1:
-            raise ValueError("the health check interval must be positive and at least one failure must kick")
+    def __init__(self, interval: float = HEALTH_INTERVAL, failures_to_kick: int = FAILURES_TO_KICK,
+                 checks_per_call: int = CHECKS_PER_CALL) -> None:
+        if interval <= 0 or failures_to_kick < 1 or checks_per_call < 1:
+            raise ValueError("the health check interval must be positive, at least one failure must kick and at "
+                             "least one check must be handed out at a time")
         self.interval = interval
         self.failures_to_kick = failures_to_kick
+        self.checks_per_call = checks_per_call
         self._expiries: dict[str, float] = {}
         self._checks: dict[str, float] = {}
         self._failures: dict[str, int] = {}
+        self._since: dict[str, float] = {}
         self._heap: list[tuple[float, int, bool, str]] = []
         """(when, tie-breaker, is a conference expiry, id); entries no longer in the dicts are stale."""
         self._order = itertools.count()
@@ -60,12 +67,14 @@ class Supervisor:
         if conferencecall_id in self._checks:
             return
         self._failures[conferencecall_id] = 0
+        self._since[conferencecall_id] = now
         self._schedule_check(conferencecall_id, now + self.interval)
 
     def unwatch_participant(self, conferencecall_id: str) -> None:
         """Stop checking a participant (it left, or is being removed)."""
         self._checks.pop(conferencecall_id, None)
         self._failures.pop(conferencecall_id, None)
+        self._since.pop(conferencecall_id, None)
 
     def _schedule_check(self, conferencecall_id: str, when: float) -> None:
         self._checks[conferencecall_id] = when
@@ -81,6 +90,10 @@ class Supervisor:
         """Participants being health-checked."""
         return len(self._checks)
 
+    def age(self, conferencecall_id: str, now: float) -> float:
+        """Seconds a participant has been watched (it is watched from when it is created)."""
+        return now - self._since.get(conferencecall_id, now)
+
     def failures(self, conferencecall_id: str) -> int:
         """A participant's consecutive failed checks so far."""
         return self._failures.get(conferencecall_id, 0)
@@ -93,11 +106,15 @@ class Supervisor:
         return self._heap[0][0] if self._heap else None
 
     def handle_timer(self, now: float) -> Due:
-        """Everything due at `now`; each participant's next check is scheduled one interval after this one was
-        due (a late wake-up does not shift the rhythm; one far behind skips the missed checks)."""
+        """What is due at `now`: every expired conference, and at most `checks_per_call` health checks (the others
+        stay due: `get_timer()` is then not after `now`). Each participant's next check is scheduled one interval
+        after this one was due (a late wake-up does not shift the rhythm; one far behind skips the missed checks)."""
         due = Due()
         while self._heap and self._heap[0][0] <= now:
-            when, _, is_conference, key = heapq.heappop(self._heap)
+            when, _, is_conference, key = self._heap[0]
+            if not is_conference and len(due.checks) >= self.checks_per_call and self._checks.get(key) == when:
+                break
+            heapq.heappop(self._heap)
             if is_conference:
                 if self._expiries.get(key) == when:
                     del self._expiries[key]

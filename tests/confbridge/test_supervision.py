@@ -74,11 +74,27 @@ def test_an_unwatched_participant_is_not_checked_and_its_reports_are_ignored() -
     assert supervisor.report("p", False) is False
 
 
+def test_a_burst_of_due_checks_is_handed_out_in_batches() -> None:
+    supervisor = Supervisor(5.0, checks_per_call=50)
+    for index in range(120):
+        supervisor.watch_participant(f"p{index}", 0.0)
+    supervisor.watch_conference("c", 5.0)
+    batches = []
+    while (when := supervisor.get_timer()) is not None and when <= 5.0:
+        due = supervisor.handle_timer(5.0)
+        batches.append((len(due.checks), due.expired))
+    assert [size for size, _ in batches] == [50, 50, 20]
+    assert [key for _, expired in batches for key in expired] == ["c"]
+    assert supervisor.get_timer() == 10.0
+
+
 def test_bad_settings_are_refused() -> None:
     with pytest.raises(ValueError):
         Supervisor(0.0)
     with pytest.raises(ValueError):
         Supervisor(5.0, failures_to_kick=0)
+    with pytest.raises(ValueError):
+        Supervisor(5.0, checks_per_call=0)
 
 
 @given(st.lists(st.tuples(st.sampled_from(["watch", "unwatch", "conference", "drop", "tick"]),
