@@ -96,12 +96,14 @@ class Subscription:
 
     def subscribe_topics(self, topics: Iterable[str]) -> None:
         """Also receive the events under `topics` (an unfiltered subscription becomes filtered)."""
-        self._topics = (self._topics or frozenset()) | frozenset(topics)
+        old, self._topics = self._topics, (self._topics or frozenset()) | frozenset(topics)
+        self._bus._reindex(self, old, self._topics)
 
     def unsubscribe_topics(self, topics: Iterable[str]) -> None:
         """Stop receiving the events under `topics` (topics not subscribed to are ignored)."""
         if self._topics is not None:
-            self._topics = self._topics - frozenset(topics)
+            old, self._topics = self._topics, self._topics - frozenset(topics)
+            self._bus._reindex(self, old, self._topics)
 
     def accepts(self, event: Event) -> bool:
         """Whether the subscription, as it is now, wants `event`."""
@@ -153,11 +155,18 @@ class Subscription:
 
 
 class EventBus:
-    """Publishes resource events to listeners and subscriptions."""
+    """Publishes resource events to listeners and subscriptions.
+
+    Filtered subscriptions are indexed by topic, so an event reaches the subscriptions of its topics' segment
+    prefixes without looking at any other: a thousand sockets each watching one conference cost nothing to the
+    events of the others.
+    """
 
     def __init__(self) -> None:
         self._listeners: list[Callable[[Event], None]] = []
         self._subscriptions: set[Subscription] = set()
+        self._unfiltered: set[Subscription] = set()
+        self._by_topic: dict[str, set[Subscription]] = {}
 
     def publish(self, event_type: str, resource: Resource) -> Event:
         """Publish `event_type` with the resource's current representation."""
@@ -176,9 +185,43 @@ class EventBus:
                 listener(event)
             except Exception:
                 logger.exception("event listener failed on %s", event.type)
-        for subscription in list(self._subscriptions):
+        for subscription in self._candidates(event):
             subscription._offer(event)
         return event
+
+    def _candidates(self, event: Event) -> list[Subscription]:
+        """The subscriptions that may want `event`: the unfiltered ones and those of a prefix of its topics."""
+        found = list(self._unfiltered)
+        by_topic = self._by_topic
+        if not by_topic:
+            return found
+        seen: set[Subscription] = set()
+        for topic in event.topics:
+            prefix = ""
+            for segment in topic.split(":"):
+                prefix = f"{prefix}:{segment}" if prefix else segment
+                for subscription in by_topic.get(prefix, ()):
+                    if subscription not in seen:
+                        seen.add(subscription)
+                        found.append(subscription)
+        return found
+
+    def _reindex(self, subscription: Subscription, old: frozenset[str] | None, new: frozenset[str] | None) -> None:
+        """A subscription's topics changed from `old` to `new` (None: unfiltered)."""
+        if subscription not in self._subscriptions:
+            return
+        if old is None:
+            self._unfiltered.discard(subscription)
+        for topic in old or ():
+            holders = self._by_topic.get(topic)
+            if holders is not None:
+                holders.discard(subscription)
+                if not holders:
+                    del self._by_topic[topic]
+        if new is None:
+            self._unfiltered.add(subscription)
+        for topic in new or ():
+            self._by_topic.setdefault(topic, set()).add(subscription)
 
     def add_listener(self, listener: Callable[[Event], None]) -> Callable[[], None]:
         """Call `listener` for every event; returns a function that removes it."""
@@ -199,8 +242,10 @@ class EventBus:
         """
         subscription = Subscription(self, maxsize, customer_id=customer_id, topics=topics)
         self._subscriptions.add(subscription)
+        self._reindex(subscription, frozenset(), subscription._topics)
         return subscription
 
     def unsubscribe(self, subscription: Subscription) -> None:
         """Stop delivering to `subscription`."""
+        self._reindex(subscription, subscription._topics, frozenset())
         self._subscriptions.discard(subscription)

@@ -194,3 +194,32 @@ def test_parse_command_accepts_subscribe_and_unsubscribe() -> None:
 def test_parse_command_rejects_bad_messages(text: str) -> None:
     with pytest.raises(InvalidRequest):
         parse_command(text, C)
+
+
+def test_the_topic_index_matches_what_filtering_alone_would(drain: Drain) -> None:
+    """Many subscriptions at every level of the topic tree get exactly what `accepts` says, through the index."""
+    bus = EventBus()
+    topics = [f"customer_id:{C}", f"customer_id:{C}:conference", f"customer_id:{C}:conference:{CONF_1}",
+              f"customer_id:{C}:conference:{CONF_2}", f"customer_id:{C}:conferencecall",
+              f"customer_id:{C}:call:{CALL_1}", f"customer_id:{D}:conference"]
+    subscriptions = [bus.subscribe(customer_id=C if C in topic else D, topics=[topic]) for topic in topics]
+    everything = bus.subscribe()
+    recorded: list[Event] = []
+    bus.add_listener(recorded.append)
+    publish_activity(bus)
+    assert drain(everything) == [(e.type, str(e.data["id"])) for e in recorded]
+    for topic, subscription in zip(topics, subscriptions, strict=True):
+        got = drain(subscription)
+        assert got == [(e.type, str(e.data["id"])) for e in recorded if subscription.accepts(e)], topic
+        assert got, f"{topic}: every topic here has some activity"
+    for subscription in [*subscriptions, everything]:
+        subscription.close()
+    assert bus._by_topic == {} and bus._unfiltered == set(), "closed subscriptions leave the index"
+
+
+def test_topics_changed_after_close_do_not_resubscribe(drain: Drain) -> None:
+    bus = EventBus()
+    subscription = bus.subscribe(customer_id=C)
+    subscription.close()
+    subscription.subscribe_topics([f"customer_id:{C}"])
+    assert bus._by_topic == {}
