@@ -316,7 +316,7 @@ class BotParticipant:
 
 
 class Bots:
-    """The server's participants without SIP, and the `CallControl` of their calls."""
+    """The server's participants without SIP, and the side that ends their calls (see `call_router`)."""
 
     def __init__(self, service: ConferenceService, media: MediaEngine) -> None:
         self.service = service
@@ -423,7 +423,7 @@ class Bots:
         for bot in self.active:
             self.end(bot, hangup_by="local", reason=reason)
 
-    # -- CallControl ------------------------------------------------------------------------------
+    # -- ending calls ------------------------------------------------------------------------------
 
     def hang_up(self, call_id: str, reason: str) -> bool:
         """Remove a bot (kicked, or its conference ended); False when the call is not a live bot's."""

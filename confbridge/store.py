@@ -78,11 +78,6 @@ class Store:
         """A block whose saves are committed together, or not at all (a crash inside it leaves nothing of it)."""
         return _Transaction(self)
 
-    @property
-    def in_transaction(self) -> bool:
-        """Whether an `atomic` block is open."""
-        return self._depth > 0
-
     # -- resources --------------------------------------------------------------------------------
 
     def save(self, resource: Resource) -> None:

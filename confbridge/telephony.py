@@ -98,7 +98,7 @@ class ActiveCall:
 
 
 class Telephony:
-    """The SIP side of the server: implements the service's `CallControl`."""
+    """The SIP side of the server: places, answers and ends calls (the service reaches it through `call_router.CallRouter`)."""
 
     def __init__(self, ua: UserAgent, service: ConferenceService, media: MediaEngine, *,
                  public_address: str, loop: asyncio.AbstractEventLoop, ring_timeout: float = 60.0,
@@ -545,7 +545,7 @@ class Telephony:
         if figures is not None:
             active.final_media = figures
 
-    # -- CallControl ------------------------------------------------------------------------------
+    # -- ending calls ------------------------------------------------------------------------------
 
     def hang_up(self, call_id: str, reason: str) -> bool:
         """Send BYE for a call; the participant leaves once the BYE completes. False if no such call."""
