@@ -98,7 +98,8 @@ class ActiveCall:
 
 
 class Telephony:
-    """The SIP side of the server: places, answers and ends calls (the service reaches it through `call_router.CallRouter`)."""
+    """The SIP side of the server: places, answers and ends calls (the service reaches it through
+    `call_router.CallRouter`)."""
 
     def __init__(self, ua: UserAgent, service: ConferenceService, media: MediaEngine, *,
                  public_address: str, loop: asyncio.AbstractEventLoop, ring_timeout: float = 60.0,
