@@ -15,7 +15,6 @@ from sip.timers import TimerConfig
 from .config import (
     RECORDING_RATES,
     ServerConfig,
-    check_customer_id,
     parse_assignment,
     parse_credentials,
     parse_port_range,
@@ -43,7 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--token", action="append", default=[], metavar="TOKEN[=CUSTOMER_ID]",
                        help="a REST token: TOKEN alone is the default customer's (default: generated and kept in the "
                             "data dir); TOKEN=CUSTOMER_ID gives another customer (a UUID) access (repeatable)")
-    serve.add_argument("--webhook", type=_webhook, action="append", default=[], metavar="CUSTOMER_ID=URL",
+    serve.add_argument("--webhook", type=_customer_value, action="append", default=[], metavar="CUSTOMER_ID=URL",
                        help="POST the customer's events to URL, signed with its webhook secret (repeatable)")
     serve.add_argument("--webhook-secret", type=_customer_value, action="append", default=[],
                        metavar="CUSTOMER_ID=SECRET",
@@ -111,18 +110,11 @@ def _menu(bindings: list[tuple[str, MenuAction] | None] | None) -> dict[str, Men
 
 
 def _customer_value(text: str) -> tuple[str, str]:
+    """CUSTOMER_ID=VALUE (the configuration checks both)."""
     try:
-        customer_id, value = parse_assignment(text, "CUSTOMER_ID=VALUE")
-        return check_customer_id(customer_id), value
+        return parse_assignment(text, "CUSTOMER_ID=VALUE")
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
-
-
-def _webhook(text: str) -> tuple[str, str]:
-    customer_id, url = _customer_value(text)
-    if not url.startswith(("http://", "https://")):
-        raise argparse.ArgumentTypeError(f"a webhook URL must be http:// or https://, not {url!r}")
-    return customer_id, url
 
 
 def _tokens(values: list[str]) -> tuple[str | None, dict[str, str]]:
@@ -131,7 +123,7 @@ def _tokens(values: list[str]) -> tuple[str | None, dict[str, str]]:
     for value in values:
         if "=" in value:
             token, customer_id = parse_assignment(value, "TOKEN=CUSTOMER_ID")
-            others[token] = check_customer_id(customer_id)
+            others[token] = customer_id
         elif value:
             default = value
         else:

@@ -85,8 +85,10 @@ class ServerConfig:
         check_menu(self.dtmf_menu)
         if self.health_interval <= 0:
             raise ValueError("the health check interval must be positive")
-        for customer_id in (*self.tokens.values(), *self.webhooks, *self.webhook_secrets):
-            check_customer_id(customer_id)
+        self.tokens = {token: check_customer_id(customer_id) for token, customer_id in self.tokens.items()}
+        self.webhooks = {check_customer_id(customer_id): url for customer_id, url in self.webhooks.items()}
+        self.webhook_secrets = {check_customer_id(customer_id): secret
+                                for customer_id, secret in self.webhook_secrets.items()}
         for url in self.webhooks.values():
             if not url.startswith(("http://", "https://")):
                 raise ValueError(f"a webhook URL must be http:// or https://, not {url!r}")
@@ -118,7 +120,8 @@ def parse_credentials(text: str) -> Credentials:
 
 
 def check_customer_id(text: str) -> str:
-    """A customer id must be a UUID (it is part of event topics); ValueError otherwise."""
+    """A customer id, which must be a UUID (it is part of event topics), in its canonical form; ValueError
+    otherwise."""
     try:
         return str(uuid.UUID(text))
     except ValueError:
