@@ -1,4 +1,5 @@
-"""Errors of the conference service; each carries the HTTP status the REST API answers with."""
+"""Errors of the conference service; each carries the HTTP status the REST API answers with, and the SIP status
+a caller dialling in is refused with."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ class ConfbridgeError(Exception):
     """Base class: a request the service cannot carry out, with the HTTP status that says why."""
 
     status = 500
+    sip_status = 404
+    """A caller whose call the service refuses hears this: by default the conference is not there to join."""
 
 
 class InvalidRequest(ConfbridgeError):
@@ -41,3 +44,5 @@ class Unavailable(ConfbridgeError):
 
 class ConferenceFull(Conflict):
     """A `connect` conference already has its two participants (a SIP caller hears 486 Busy Here)."""
+
+    sip_status = 486

@@ -44,7 +44,7 @@ from sip.uri import SipUri, parse_uri
 from sip.useragent import UserAgent
 
 from .dtmf_menu import DEFAULT_MENU, DtmfMenu, MenuAction
-from .errors import ConfbridgeError, ConferenceFull, InvalidRequest
+from .errors import ConfbridgeError, InvalidRequest
 from .media import LegEvent, MediaEngine, MediaLeg
 from .mixing import TalkingChanged
 from .models import Call, Conference, ConferenceStatus, sip_party
@@ -212,7 +212,7 @@ class Telephony:
                 conference, source=sip_party(_address_text(caller), caller.display_name or ""),
                 destination=sip_party(request.uri.address_of_record))
         except ConfbridgeError as exc:
-            self._reject(event.invite_id, 486 if isinstance(exc, ConferenceFull) else 404, str(exc), request.call_id)
+            self._reject(event.invite_id, exc.sip_status, str(exc), request.call_id)
             return
         try:
             leg = self._open_leg(call.id, conference.id, stream)
