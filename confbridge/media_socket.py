@@ -52,10 +52,26 @@ class MediaSocket:
         self._odd_byte = b""
 
     async def forward_heard(self) -> None:
-        """Send what the participant hears until it leaves; if the server removed it, close with the reason."""
+        """Send what the participant hears until it leaves (or the connection goes)."""
         async for frame in self.bot:
             if not await self.sender.send_bytes(frame.astype("<i2", copy=False).tobytes()):
                 return
+
+    async def exchange(self) -> None:
+        """Audio both ways until either side ends. When the server removed the participant, the socket is closed
+        with `CLOSE_REMOVED` and the reason, by this task once nothing else reads the socket: a close from another
+        task while a read is pending drops the connection without waiting for the client's close frame."""
+        sender = asyncio.create_task(self.forward_heard(), name=f"media-socket-{self.bot.call_id}-send")
+        receiver = asyncio.create_task(self.receive_voice(), name=f"media-socket-{self.bot.call_id}-receive")
+        try:
+            await asyncio.wait([sender, receiver], return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (sender, receiver):
+                task.cancel()
+            await asyncio.wait([sender, receiver])
+        for task in (sender, receiver):
+            if not task.cancelled() and (error := task.exception()) is not None:
+                raise error
         if self.bot.hangup_by == "local" and not self.ws.closed:
             reason = (self.bot.end_reason or "removed").encode()[:MAX_CLOSE_REASON]
             await self.ws.close(code=CLOSE_REMOVED, message=reason)
@@ -102,21 +118,16 @@ async def media_stream(request: web.Request) -> web.WebSocketResponse:
     client = MediaSocket(ws, bot)
     logger.info("conference %s: media socket of call %s connected from %s at %d Hz", conference_id, bot.call_id,
                 request.remote, rate)
-    sender: asyncio.Task[None] | None = None
     try:
         if await client.send_json({"type": "media_stream_started", "conference_id": bot.conference_id,
                                    "conferencecall_id": bot.conferencecall_id, "call_id": bot.call_id,
                                    "rate": rate, "format": "s16le", "frame_ms": 20}):
-            sender = asyncio.create_task(client.forward_heard(), name=f"media-socket-{bot.call_id}")
-            await client.receive_voice()
+            await client.exchange()
     except Exception:
         # Nothing may escape after the upgrade: the error middleware can no longer answer with a response.
         logger.exception("media socket of call %s failed", bot.call_id)
     finally:
         await bot.leave("websocket closed")
-        if sender is not None:
-            await asyncio.wait([sender], timeout=5)
-            sender.cancel()
         if not ws.closed:
             await ws.close()
         logger.info("conference %s: media socket of call %s disconnected (code %s: %s by %s)", conference_id,
