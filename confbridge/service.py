@@ -273,7 +273,8 @@ class ConferenceService:
             if name in changes:
                 setattr(conference, name, changes[name])
         self._save(conference, "conference_updated")
-        self._watch_timeout(conference)
+        if "timeout" in changes:
+            self._watch_timeout(conference)
         logger.info("conference %s updated (%s)", conference.id, ", ".join(sorted(changes)) or "nothing")
         return conference
 
@@ -566,7 +567,8 @@ class ConferenceService:
         if (conference.type is ConferenceType.CONNECT and conference.status is ConferenceStatus.PROGRESSING
                 and not self.closing):
             self._terminate(conference, "connect partner left")
-        self._terminate_if_empty(conference.id)
+        elif conference.status is ConferenceStatus.TERMINATING:
+            self._terminate_if_empty(conference.id)
 
     @_transactional
     def kick(self, customer_id: str | None, conferencecall_id: str) -> Conferencecall:
