@@ -25,7 +25,7 @@ from .media_socket import media_stream
 from .metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from .metrics import build_registry, render
 from .openapi import document
-from .service import ConferenceService
+from .service import CONFERENCE_FIELDS, ConferenceService
 from .store import MAX_PAGE_SIZE, Store
 from .telephony import Telephony
 
@@ -176,8 +176,7 @@ async def list_conferences(request: web.Request) -> web.Response:
     return ok(request.app[SERVICE].list_conferences(request[CUSTOMER], size, token).to_json())
 
 
-CONFERENCE_BODY: dict[str, type] = {"type": str, "name": str, "detail": str, "data": dict, "timeout": int,
-                                     "pre_actions": list, "post_actions": list}
+CONFERENCE_BODY: dict[str, type] = {"type": str, **CONFERENCE_FIELDS}
 """The fields a conference is created or updated with, and their JSON types."""
 
 

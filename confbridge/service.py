@@ -60,8 +60,9 @@ CONNECT_SEATS = 2
 """A `connect` conference bridges exactly two participants."""
 LANGUAGE_RE = re.compile(r"[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*")
 """A BCP 47 language tag as transcription wants it (en-US, de, pt-BR, yue-Hant-HK)."""
-CONFERENCE_FIELDS = ("name", "detail", "data", "timeout", "pre_actions", "post_actions")
-"""What `update_conference` may change."""
+CONFERENCE_FIELDS: dict[str, type] = {"name": str, "detail": str, "data": dict, "timeout": int, "pre_actions": list,
+                                      "post_actions": list}
+"""What `update_conference` may change, with the JSON type of each (create takes these and `type`)."""
 MAX_TIMEOUT = 10 * 365 * 24 * 3600
 """The longest conference timeout: ten years (anything longer is no timeout in practice)."""
 
